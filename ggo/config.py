@@ -1,0 +1,263 @@
+"""Config schemas and composition.
+
+The dataclasses below are registered in Hydra's ConfigStore as ``schema``, the first entry of
+``conf/config.yaml``'s defaults list. Every group file merges into them, so a wrong type
+(``gen.depth=abc``), an unknown key (``gen.depht=4``) or an unknown choice (``gen.norm=layer``)
+fails at composition, before any data is read or any model is built, with Hydra's message naming
+the key. :func:`validate` adds the range checks that types cannot express (a negative learning
+rate, a resolution that is not a multiple of ``2**depth``).
+
+Only this module, ``ggo.train`` and the Hydra plugins import hydra or omegaconf; library code gets
+plain dicts from :func:`to_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class GenName(str, Enum):
+    unet = "unet"
+    attention_unet = "attention_unet"
+
+
+class DiscName(str, Enum):
+    patchgan = "patchgan"
+    none = "none"
+
+
+class Norm(str, Enum):
+    batch = "batch"
+    instance = "instance"
+    none = "none"
+
+
+class Upsampling(str, Enum):
+    transpose = "transpose"
+    bilinear = "bilinear"
+
+
+class AdversarialMode(str, Enum):
+    bce = "bce"
+    lsgan = "lsgan"
+
+
+class Fit(str, Enum):
+    pad = "pad"
+    stretch = "stretch"
+
+
+class DataName(str, Enum):
+    generalblockchain = "generalblockchain"
+    synthetic = "synthetic"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+    step = "step"
+
+
+@dataclass
+class GenConfig:
+    name: GenName = GenName.unet
+    depth: int = 4
+    base_filters: int = 16
+    max_filters: int = 256
+    norm: Norm = Norm.batch
+    dropout: float = 0.0
+    upsampling: Upsampling = Upsampling.transpose
+
+
+@dataclass
+class DiscConfig:
+    name: DiscName = DiscName.patchgan
+    n_layers: int = 3
+    base_filters: int = 32
+    max_filters: int = 256
+    norm: Norm = Norm.batch
+
+
+@dataclass
+class LossConfig:
+    adversarial: float = 1.0
+    adversarial_mode: AdversarialMode = AdversarialMode.bce
+    l1: float = 100.0
+    bce: float = 0.0
+    dice: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class PreprocessConfig:
+    resolution: int = 256
+    fit: Fit = Fit.pad
+    clahe: bool = False
+    clahe_clip: float = 2.0
+
+
+@dataclass
+class DataConfig:
+    name: DataName = DataName.generalblockchain
+    root: Optional[str] = None
+    cache_dir: Optional[str] = None
+    seed: int = 0
+    test_fraction: float = 0.2
+    folds: int = 5
+    fold: int = 0
+    n_images: int = 24
+    n_patients: int = 16
+    image_size: int = 96
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True
+    rotation_deg: float = 10.0
+    scale: float = 0.1
+    shift: float = 0.05
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 8
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta_1: float = 0.5
+    lr_schedule: Schedule = Schedule.constant
+    warmup_epochs: int = 0
+    d_steps: int = 1
+    patience: int = 20
+    precision: Precision = Precision.auto
+    jit_compile: bool = False
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: Optional[str] = None
+    experiment: str = "ggo"
+    image_every: int = 5
+    n_images: int = 4
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    gen: GenConfig = field(default_factory=GenConfig)
+    disc: DiscConfig = field(default_factory=DiscConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    objective: str = "val/dice"
+
+
+def register() -> None:
+    """Register the schema with Hydra's ConfigStore (idempotent)."""
+    ConfigStore.instance().store(name="schema", node=Config)
+
+
+register()
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names the key and what to do."""
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    """Check the ranges that types cannot express. Raises :class:`ConfigError` naming the key."""
+    problems: list[str] = []
+
+    def need(ok: bool, key: str, value: Any, what: str) -> None:
+        if not ok:
+            problems.append(f"{key}={value!r}: {what}")
+
+    g, d, t, p, data = cfg["gen"], cfg["disc"], cfg["train"], cfg["preprocess"], cfg["data"]
+    need(3 <= g["depth"] <= 7, "gen.depth", g["depth"], "must be between 3 and 7")
+    need(g["base_filters"] >= 1, "gen.base_filters", g["base_filters"], "must be >= 1")
+    need(0.0 <= g["dropout"] < 1.0, "gen.dropout", g["dropout"], "must be in [0, 1)")
+    res = p["resolution"]
+    need(res >= 16, "preprocess.resolution", res, "must be >= 16")
+    if 3 <= g["depth"] <= 7 and res % (2 ** g["depth"]):
+        problems.append(
+            f"preprocess.resolution={res}: must be a multiple of 2^gen.depth = {2 ** g['depth']} "
+            f"(gen.depth={g['depth']}); use a lower gen.depth or another resolution"
+        )
+    if d["name"] != "none":
+        need(1 <= d["n_layers"] <= 5, "disc.n_layers", d["n_layers"], "must be between 1 and 5")
+        need(d["base_filters"] >= 1, "disc.base_filters", d["base_filters"], "must be >= 1")
+    for key in ("epochs", "batch_size", "d_steps"):
+        need(t[key] >= 1, f"train.{key}", t[key], "must be >= 1")
+    for key in ("g_lr", "d_lr"):
+        need(t[key] > 0 and math.isfinite(t[key]), f"train.{key}", t[key], "must be a positive number")
+    need(0.0 <= t["beta_1"] < 1.0, "train.beta_1", t["beta_1"], "must be in [0, 1)")
+    need(t["patience"] >= 0, "train.patience", t["patience"], "must be >= 0 (0 turns early stopping off)")
+    need(t["warmup_epochs"] >= 0, "train.warmup_epochs", t["warmup_epochs"], "must be >= 0")
+    for key, value in cfg["loss"].items():
+        if key != "adversarial_mode":
+            need(value >= 0, f"loss.{key}", value, "must be >= 0")
+    need(cfg["loss"]["label_smoothing"] < 1.0, "loss.label_smoothing", cfg["loss"]["label_smoothing"], "must be < 1")
+    seg = sum(cfg["loss"][k] for k in ("l1", "bce", "dice"))
+    need(seg > 0, "loss", "l1+bce+dice=0", "at least one of loss.l1, loss.bce, loss.dice must be > 0")
+    need(0.0 < data["test_fraction"] < 1.0, "data.test_fraction", data["test_fraction"], "must be in (0, 1)")
+    need(data["folds"] >= 2, "data.folds", data["folds"], "must be >= 2")
+    need(0 <= data["fold"] < data["folds"], "data.fold", data["fold"], f"must be in 0..{data['folds'] - 1}")
+    if cfg["tracking"]["enabled"]:
+        need(cfg["tracking"]["image_every"] >= 1, "tracking.image_every", cfg["tracking"]["image_every"], "must be >= 1")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain Python (enums as strings), without the ``hydra`` node."""
+    out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
+    assert isinstance(out, dict)
+    out.pop("hydra", None)
+    return out
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"gen": {"depth": 4}}`` -> ``{"gen.depth": 4}`` (for MLflow params)."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose the project's config outside ``@hydra.main`` (tests, notebooks, the data CLI)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))

@@ -1,0 +1,157 @@
+"""The shippable model: raw X-rays in, GGO masks out, preprocessing inside.
+
+:class:`GGOSegmenter` is an ``mlflow.pyfunc.PythonModel`` over one or more saved generators (one
+per fold for an ensemble; their probability maps are averaged). It reads images of any size,
+grayscale, RGB or RGBA, 8 or 16 bit, runs the same :func:`ggo.data.preprocess` as training, and
+returns each mask at its image's original size. Loading it needs no training config and no GPU:
+generators are exported in float32 whatever precision trained them.
+
+Inputs ``predict`` accepts:
+
+- a file path, a numpy array (H, W[, C]), or a list of either -> a list of (H, W) uint8 masks
+  (0/1), or probability maps with ``params={"output": "probability"}``;
+- a pandas DataFrame with a ``path`` column or an ``image_b64`` column (base64 PNG/JPEG bytes,
+  what the REST server receives) -> a DataFrame with ``mask_png_b64``, ``ggo_fraction``,
+  ``height``, ``width`` per row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+import mlflow.pyfunc
+
+PREPROCESS_ARTIFACT = "preprocess"
+
+
+def read_image(source: Any) -> np.ndarray:
+    """A path, raw bytes, or an array -> the array as OpenCV reads it. Clear errors for bad files."""
+    if isinstance(source, np.ndarray):
+        image = source
+    elif isinstance(source, (bytes, bytearray)):
+        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError("the bytes given are not an image OpenCV can decode (PNG, JPEG, TIFF, ...)")
+    else:
+        path = Path(str(source))
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: the file is empty")
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{path}: not an image OpenCV can read (corrupt, or not PNG/JPEG/TIFF/...)")
+    if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
+        raise ValueError(f"image of shape {image.shape} is too small or not 2-D: need at least 2 x 2 pixels")
+    return image
+
+
+class GGOSegmenter(mlflow.pyfunc.PythonModel):
+    """Fold-ensemble GGO segmenter with ggo's preprocessing built in."""
+
+    def load_context(self, context: Any) -> None:
+        import keras
+
+        arts = context.artifacts
+        self.config = json.loads(Path(arts[PREPROCESS_ARTIFACT]).read_text())
+        keys = sorted(k for k in arts if k.startswith("generator"))
+        self.generators = [keras.models.load_model(arts[k], compile=False) for k in keys]
+
+    # Plain method so tests and ggo.predict can call it without MLflow's wrapper.
+    def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        """Per image: the mean probability map of the ensemble at the image's original size."""
+        from ggo.data import preprocess, restore_mask
+
+        p = self.config
+        out: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            x = np.stack(
+                [preprocess(img, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"]) for img in chunk]
+            )[..., None]  # (B, R, R, 1)
+            probs = np.zeros(x.shape, np.float32)
+            for gen in self.generators:
+                for flip in (False, True) if p.get("tta_flip") else (False,):
+                    xi = x[:, :, ::-1] if flip else x
+                    logits = np.asarray(gen(xi, training=False), np.float32)
+                    pr = 1.0 / (1.0 + np.exp(-logits))
+                    probs += pr[:, :, ::-1] if flip else pr
+            probs /= len(self.generators) * (2 if p.get("tta_flip") else 1)
+            for img, pr in zip(chunk, probs):
+                out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
+        return out
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        import pandas as pd
+
+        params = params or {}
+        threshold = float(params.get("threshold", self.config.get("threshold", 0.5)))
+        if isinstance(model_input, pd.DataFrame):
+            return self._predict_frame(model_input, threshold)
+        items = model_input if isinstance(model_input, (list, tuple)) else [model_input]
+        images = [read_image(item) for item in items]
+        probs = self.probabilities(images)
+        if params.get("output") == "probability":
+            return probs
+        return [(pr > threshold).astype(np.uint8) for pr in probs]
+
+    def _predict_frame(self, frame: Any, threshold: float) -> Any:
+        import pandas as pd
+
+        if "image_b64" in frame.columns:
+            images = [read_image(base64.b64decode(s)) for s in frame["image_b64"]]
+        elif "path" in frame.columns:
+            images = [read_image(s) for s in frame["path"]]
+        else:
+            raise ValueError(
+                f"a DataFrame input needs an 'image_b64' column (base64 PNG/JPEG) or a 'path' column; "
+                f"got columns {list(frame.columns)}"
+            )
+        rows = []
+        for pr in self.probabilities(images):
+            mask = (pr > threshold).astype(np.uint8)
+            ok, png = cv2.imencode(".png", mask * 255)
+            rows.append(
+                {
+                    "mask_png_b64": base64.b64encode(png.tobytes()).decode("ascii") if ok else "",
+                    "ggo_fraction": float(mask.mean()),
+                    "height": int(mask.shape[0]),
+                    "width": int(mask.shape[1]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def pip_requirements() -> list[str]:
+    """What a machine needs to load the model (ggo's own code travels with it)."""
+    from importlib.metadata import version
+
+    reqs = []
+    for dist in ("tensorflow", "keras", "numpy", "opencv-python-headless", "torchxrayvision", "pandas"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except Exception:
+            reqs.append(dist)
+    return reqs
+
+
+def log_segmenter(tracker: Any, generator_paths: Sequence[str | Path], preprocess_config: dict[str, Any], workdir: str | Path) -> None:
+    """Log ``generator_paths`` (saved ``.keras`` files) as one pyfunc model named ``model``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_path = workdir / "preprocess.json"
+    cfg_path.write_text(json.dumps(preprocess_config, indent=2))
+    artifacts = {f"generator_{i}": str(p) for i, p in enumerate(generator_paths)}
+    artifacts[PREPROCESS_ARTIFACT] = str(cfg_path)
+    tracker.log_model(
+        python_model=GGOSegmenter(),
+        artifacts=artifacts,
+        code_paths=[str(Path(__file__).resolve().parent)],
+        pip_requirements=pip_requirements(),
+    )

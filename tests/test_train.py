@@ -1,0 +1,142 @@
+"""The main job end to end: real Hydra multiruns on synthetic data, read back from a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "ggo.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def runs_by_role(uri: str) -> tuple[list, list]:
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("ggo")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("ggo.role") == "parent"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def test_two_job_sweep_records_parent_children_curves_images_and_a_usable_model(tmp_path: Path, tracking_uri: str) -> None:
+    proc = run_train(["-m", "gen=unet,attention_unet", *tiny_overrides(tmp_path, tracking_uri)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "mlflow ui --backend-store-uri" in proc.stdout
+
+    client = mlflow.MlflowClient(tracking_uri)
+    parents, children = runs_by_role(tracking_uri)
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.data.tags["gen"] for c in children} == {"unet", "attention_unet"}
+    assert all(c.info.status == "FINISHED" for c in children)
+
+    for child in children:
+        rid = child.info.run_id
+        tags, params = child.data.tags, child.data.params
+        for key in ("gen", "disc", "loss", "resolution", "fold", "ggo.overrides", "ggo.sweep_id"):
+            assert key in tags, key
+        assert tags["disc"] == "patchgan70"
+        assert params["gen.depth"] == "3" and params["train.epochs"] == "2"
+        for key in ("train/g_loss", "train/d_loss", "train/l1", "train/dice", "val/dice"):
+            assert len(client.get_metric_history(rid, key)) >= 2, key
+        for key in ("val/dice", "val/precision", "val/recall", "test/dice", "test/iou", "test/specificity"):
+            assert key in child.data.metrics, key
+        arts = {a.path for a in client.list_artifacts(rid)}
+        assert {"config.yaml", "dsc_curve.png", "model", "predictions"} <= arts, arts
+        image_steps = {a.path for a in client.list_artifacts(rid, "images")}
+        assert len([p for p in image_steps if "val_overlays" in p and "step_" in p]) >= 2 * 2, image_steps  # png + json per step
+
+    parent_arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "summary.md", "val_dice_curves.png"} <= parent_arts
+    summary = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary.csv")
+    assert summary.count("FINISHED") == 2 and "val/dice" in summary
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{children[0].info.run_id}/model")
+    rgb = np.random.default_rng(0).integers(0, 255, size=(200, 300, 3), dtype=np.uint8)
+    masks = model.predict([rgb])
+    assert masks[0].shape == (200, 300)
+    assert set(np.unique(masks[0])) <= {0, 1}
+
+
+def test_failing_job_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path, tracking_uri: str) -> None:
+    proc = run_train(["-m", "gen.depth=3,12", *tiny_overrides(tmp_path, tracking_uri)], cwd=tmp_path)
+    assert proc.returncode != 0, "a sweep with a failed job must exit non-zero"
+    assert "did not finish" in proc.stdout
+
+    parents, children = runs_by_role(tracking_uri)
+    status = {c.data.params["gen.depth"]: c.info.status for c in children}
+    assert status == {"3": "FINISHED", "12": "FAILED"}
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "gen.depth" in failed.data.tags["ggo.error"]
+    arts = {a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(failed.info.run_id)}
+    assert "error.txt" in arts
+    summary = mlflow.artifacts.load_text(
+        f"{parents[0].info.artifact_uri}/summary.csv"
+    )
+    assert "FAILED" in summary and "FINISHED" in summary
+
+
+def test_nan_loss_fails_the_job_with_a_clear_error(tmp_path: Path, tracking_uri: str) -> None:
+    # 1e39 overflows float32: the very first loss is Inf.
+    proc = run_train(["-m", "loss.l1=100,1e39", *tiny_overrides(tmp_path, tracking_uri)], cwd=tmp_path)
+    assert proc.returncode != 0
+    _, children = runs_by_role(tracking_uri)
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(failed) == 1 and len(children) == 2
+    assert "NonFiniteLossError" in failed[0].data.tags["ggo.error"]
+
+
+def test_parallel_joblib_jobs_lose_no_run_or_metric_on_a_fresh_sqlite_store(tmp_path: Path, tracking_uri: str) -> None:
+    args = ["-m", "gen=unet,attention_unet", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = run_train([*args, *tiny_overrides(tmp_path, tracking_uri)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = mlflow.MlflowClient(tracking_uri)
+    parents, children = runs_by_role(tracking_uri)
+    assert len(parents) == 1 and len(children) == 2
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert [m.step for m in sorted(client.get_metric_history(child.info.run_id, "val/dice"), key=lambda m: m.step)] == [1, 2, 3]
+
+
+def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> None:
+    args = [*tiny_overrides(tmp_path, tracking_uri), "train.epochs=500"]
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ggo.train", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + 240
+        for line in proc.stdout:
+            if line.startswith("epoch   2/"):
+                break
+            assert time.time() < deadline, "training did not start"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    assert len(runs) == 1
+    assert runs[0].info.status == "KILLED"
+    assert len(client.get_metric_history(runs[0].info.run_id, "val/dice")) >= 2, "what was recorded before the interrupt is kept"
