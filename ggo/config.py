@@ -251,7 +251,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+def compose(overrides: list[str] | None = None, config_name: str = "config", *, with_hydra: bool = False) -> DictConfig:
     """Compose the project's config outside ``@hydra.main`` (tests, notebooks, the data CLI)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -260,4 +260,4 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []), return_hydra_config=with_hydra)

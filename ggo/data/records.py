@@ -1,0 +1,312 @@
+"""Reading the dataset: one :class:`Record` (image, GGO mask, lung mask, patient) per annotated image.
+
+On-disk layout (GeneralBlockchain covid-19-chest-xray-segmentations-dataset, or the synthetic copy):
+
+- ``structure.csv``: one row per (image, class) annotation. ``Filename`` is the file in
+  ``images/``, ``Template Name`` the class, ``Mask`` the PNG relative to the root, ``Top``,
+  ``Left``, ``Width``, ``Height`` the bounding box the PNG covers, ``Resolution`` WIDTHxHEIGHT.
+- ``masks/*.png``: RGBA crops of Width x Height; the mask is where any of R, G, B is non-zero.
+- ``metadata.csv``: ieee8023 covid-chestxray metadata; ``patientid`` groups follow-up images.
+
+Bad input loses nothing silently: a corrupt file is skipped with a warning, a crop that overflows
+its image is clipped with a warning, and both are counted in a :class:`LoadReport`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ggo.data.preprocess import to_grayscale_uint8
+
+GGO_CLASS = "Ground Glass Opacities"
+LUNG_CLASSES = {"Left Lung": "left", "Right Lung": "right"}
+LUNG_SIDES = ("left", "right")
+STRUCTURE_COLUMNS = ("Template Name", "Filename", "Mask", "Top", "Left", "Width", "Height")
+
+
+class DataWarning(UserWarning):
+    """A problem in the dataset that was worked around (file skipped, crop clipped, ...)."""
+
+
+@dataclass
+class Record:
+    """One image with its GGO annotation, all at the image's native size.
+
+    ``image`` is (H, W) uint8 grayscale; ``mask`` (H, W) bool is the union of every GGO crop;
+    ``lungs`` (H, W) bool is the union of the Left Lung and Right Lung crops, or None when neither
+    side is annotated; ``lung_sides`` says which sides were ("left", "right").
+    """
+
+    name: str
+    patient_id: str
+    image: np.ndarray
+    mask: np.ndarray
+    lungs: np.ndarray | None = None
+    lung_sides: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the image."""
+        return self.image.shape[0], self.image.shape[1]
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_records` had to work around. Pass one in to have it filled.
+
+    ``skipped``: (file, reason) for every unreadable image or mask (an image whose GGO mask is
+    unreadable is skipped as a whole: a partial target would be a wrong target).
+    ``clipped``: (mask file, detail) for every crop cut to fit its image.
+    ``own_patient``: images without a metadata row, each made its own patient.
+    ``warnings``: (image, message) for everything else noticed (size disagreements, ...).
+    """
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    clipped: list[tuple[str, str]] = field(default_factory=list)
+    own_patient: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    clipped_images: set[str] = field(default_factory=set)
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    @property
+    def n_clipped(self) -> int:
+        return len(self.clipped)
+
+
+def missing_data_message(root: Path, what: str = "GGO data") -> str:
+    return (
+        f"{what} not found at {root}: run 'python -m ggo.data fetch' to download it, "
+        "or set GGO_DATA to the folder that holds images/, masks/ and structure.csv"
+    )
+
+
+def check_root(root: str | Path) -> Path:
+    """The dataset root as a Path, or a FileNotFoundError that says how to get the data."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(missing_data_message(root))
+    for part in ("structure.csv", "metadata.csv", "images"):
+        if not (root / part).exists():
+            raise FileNotFoundError(missing_data_message(root / part, f"{part} of the GGO dataset"))
+    return root
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def read_structure(root: Path) -> pd.DataFrame:
+    """structure.csv with the columns the loader needs checked."""
+    path = root / "structure.csv"
+    table = pd.read_csv(path)
+    missing = [c for c in STRUCTURE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing}; found {list(table.columns)}")
+    return table
+
+
+def _patient_key(value: object) -> str | None:
+    """patientid as a clean string ('12', '12a'); None when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def read_patient_ids(root: Path) -> dict[str, str]:
+    """filename -> patient id from metadata.csv, read through torchxrayvision's COVID19_Dataset.
+
+    COVID19_Dataset drops rows whose ``finding`` is "todo" or "Unknown"; such rows still name a
+    real patient, so they are looked up in the raw CSV (pandas) rather than dropped: losing them
+    would make a follow-up image its own patient and leak that patient across splits.
+    """
+    import torchxrayvision as xrv  # lazy: it imports torch
+
+    csv_path = root / "metadata.csv"
+    state = np.random.get_state()  # COVID19_Dataset reseeds numpy's global RNG; don't leak that
+    try:
+        dataset = xrv.datasets.COVID19_Dataset(
+            imgpath=str(root / "images"), csvpath=str(csv_path), views=["*"]
+        )
+    except (KeyError, AttributeError) as exc:
+        raise ValueError(
+            f"{csv_path} is not in the ieee8023 metadata format (patientid, view, finding, filename, ...): "
+            f"torchxrayvision could not read it ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        np.random.set_state(state)
+    tables = [dataset.csv, pd.read_csv(csv_path)]  # torchxrayvision first, the raw CSV for its dropped rows
+    ids: dict[str, str] = {}
+    for table in tables:
+        if "patientid" not in table.columns or "filename" not in table.columns:
+            raise ValueError(f"{csv_path} needs 'patientid' and 'filename' columns; found {list(table.columns)}")
+        for filename, pid in zip(table["filename"], table["patientid"]):
+            key = _patient_key(pid)
+            if key is None or not isinstance(filename, str):
+                continue
+            if filename in ids and ids[filename] != key:
+                _warn(f"{filename} is listed under patients {ids[filename]} and {key} in {csv_path}; using {ids[filename]}")
+                continue
+            ids.setdefault(filename, key)
+    return ids
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """An (H, W) uint8 grayscale image, or None when OpenCV cannot read it."""
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None or data.size == 0 or data.ndim < 2 or data.shape[0] < 2 or data.shape[1] < 2:
+        return None
+    try:
+        return to_grayscale_uint8(data)
+    except (ValueError, TypeError):
+        return None
+
+
+def read_crop(path: Path) -> np.ndarray | None:
+    """A bool mask crop: any of R, G, B > 0 (gray PNGs: > 0), or None when unreadable."""
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None or data.size == 0:
+        return None
+    if data.ndim == 2:
+        return data > 0
+    return np.any(data[:, :, :3] > 0, axis=2)
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
+def _paste_crops(
+    rows: pd.DataFrame, root: Path, shape: tuple[int, int], report: LoadReport, image_name: str
+) -> tuple[np.ndarray, list[bool]]:
+    """OR every crop of ``rows`` into an (H, W) bool canvas at (Top, Left); ok-flag per row."""
+    height, width = shape
+    canvas = np.zeros(shape, dtype=bool)
+    ok: list[bool] = []
+    for row in rows.itertuples(index=False):
+        mask_rel = getattr(row, "Mask")
+        mask_file = root / str(mask_rel)
+        top, left = _int_or_none(getattr(row, "Top")), _int_or_none(getattr(row, "Left"))
+        crop = read_crop(mask_file) if isinstance(mask_rel, str) and mask_file.is_file() else None
+        if crop is None or top is None or left is None:
+            reason = "unreadable mask" if top is not None and left is not None else "no Top/Left for its crop"
+            report.skipped.append((str(mask_rel), f"{reason} (image {image_name})"))
+            _warn(f"skipped mask {mask_file}: {reason} for image {image_name}")
+            ok.append(False)
+            continue
+        w_row, h_row = _int_or_none(getattr(row, "Width")), _int_or_none(getattr(row, "Height"))
+        if (h_row, w_row) != crop.shape:
+            msg = f"mask {mask_rel} is {crop.shape[1]}x{crop.shape[0]} but structure.csv says {w_row}x{h_row}; using the PNG"
+            report.warnings.append((image_name, msg))
+            _warn(msg)
+        bottom, right = top + crop.shape[0], left + crop.shape[1]
+        t0, l0, b0, r0 = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+        if (t0, l0, b0, r0) != (top, left, bottom, right):
+            detail = (
+                f"crop rows {top}:{bottom}, cols {left}:{right} overflows the {width}x{height} image "
+                f"{image_name}; clipped"
+            )
+            report.clipped.append((str(mask_rel), detail))
+            report.clipped_images.add(image_name)
+            _warn(f"mask {mask_rel}: {detail}")
+        if b0 > t0 and r0 > l0:
+            canvas[t0:b0, l0:r0] |= crop[t0 - top : b0 - top, l0 - left : r0 - left]
+        ok.append(True)
+    return canvas, ok
+
+
+def annotated_names(root: str | Path) -> list[str]:
+    """Sorted names of the images with a GGO annotation in structure.csv."""
+    table = read_structure(check_root(root))
+    names = table.loc[table["Template Name"] == GGO_CLASS, "Filename"].dropna().astype(str)
+    return sorted(set(names))
+
+
+def iter_records(root: str | Path, report: LoadReport | None = None) -> Iterator[Record]:
+    """Yield the records of :func:`load_records` one at a time (sorted by name), to save memory."""
+    root = check_root(root)
+    report = report if report is not None else LoadReport()
+    table = read_structure(root)
+    patients = read_patient_ids(root)
+    table = table[table["Filename"].notna()].copy()
+    table["Filename"] = table["Filename"].astype(str)
+    by_image = {name: rows for name, rows in table.groupby("Filename", sort=True)}
+    names = sorted(set(table.loc[table["Template Name"] == GGO_CLASS, "Filename"]))
+
+    for name in names:
+        rows = by_image[name]
+        image_path = root / "images" / name
+        image = read_image(image_path) if image_path.is_file() else None
+        if image is None:
+            reason = "missing image" if not image_path.is_file() else "unreadable image"
+            report.skipped.append((f"images/{name}", reason))
+            _warn(f"skipped image {image_path}: {reason}")
+            continue
+        shape = image.shape[:2]
+        resolution = str(rows["Resolution"].iloc[0]) if "Resolution" in rows.columns else ""
+        if "x" in resolution:
+            w_csv, h_csv = (_int_or_none(v) for v in resolution.split("x", 1))
+            if (h_csv, w_csv) != shape:
+                msg = f"{name} is {shape[1]}x{shape[0]} but structure.csv says {resolution}; crops placed on the file's size"
+                report.warnings.append((name, msg))
+                _warn(msg)
+
+        ggo_rows = rows[rows["Template Name"] == GGO_CLASS]
+        mask, ok = _paste_crops(ggo_rows, root, shape, report, name)
+        if not all(ok):
+            report.skipped.append((f"images/{name}", "its GGO mask is unreadable"))
+            _warn(f"skipped image {image_path}: its GGO mask could not be read")
+            continue
+
+        lungs = np.zeros(shape, dtype=bool)
+        sides: list[str] = []
+        for template, side in LUNG_CLASSES.items():
+            side_rows = rows[rows["Template Name"] == template]
+            if side_rows.empty:
+                continue
+            side_mask, side_ok = _paste_crops(side_rows, root, shape, report, name)
+            if any(side_ok):
+                lungs |= side_mask
+                sides.append(side)
+
+        patient = patients.get(name)
+        if patient is None:
+            patient = f"image:{name}"
+            report.own_patient.append(name)
+            _warn(f"{name} has no row in {root / 'metadata.csv'}; it becomes its own patient {patient!r}")
+
+        yield Record(
+            name=name,
+            patient_id=patient,
+            image=image,
+            mask=mask,
+            lungs=lungs if sides else None,
+            lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
+        )
+
+
+def load_records(root: str | Path, report: LoadReport | None = None) -> list[Record]:
+    """Every image with a GGO annotation under ``root``, as :class:`Record` objects sorted by name.
+
+    Pass ``report=LoadReport()`` to learn what was skipped (unreadable images or masks) and
+    clipped (crops overflowing their image); each case also raises a :class:`DataWarning`.
+    A missing root raises FileNotFoundError saying how to get the data.
+    """
+    return list(iter_records(root, report))

@@ -1,0 +1,64 @@
+"""``python -m ggo.data``: help, prepare, show and fetch, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+TINY = [
+    "data=synthetic", "preprocess=res128", "preprocess.resolution=32", "data.n_images=8",
+    "data.n_patients=6", "data.image_size=40", "data.folds=2",
+]  # fmt: skip
+
+
+def _run(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **env_extra}
+    return subprocess.run(
+        [sys.executable, "-m", "ggo.data", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_help_lists_the_actions(tmp_path: Path) -> None:
+    result = _run(["--help"], {}, tmp_path)
+    assert result.returncode == 0
+    for word in ("fetch", "prepare", "show", "data=synthetic", "GGO_DATA"):
+        assert word in result.stdout
+
+
+def test_prepare_then_show_on_synthetic_data_write_summary_and_png(tmp_path: Path) -> None:
+    env = {"GGO_CACHE": str(tmp_path / "cache")}
+    prepared = _run(["prepare", *TINY], env, tmp_path)
+    assert prepared.returncode == 0, prepared.stderr
+    assert "8 images, 6 patients" in prepared.stdout and "cache ready" in prepared.stdout
+
+    out = tmp_path / "grid.png"
+    shown = _run(["show", *TINY, f"out={out}", "tile=64"], env, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    grid = cv2.imread(str(out))
+    assert grid is not None and grid.shape[1] == 3 * 64  # 8 tiles: 3 columns
+    red = (grid[..., 2] > 200) & (grid[..., 1] < 80) & (grid[..., 0] < 80)
+    assert red.any()  # GGO contours were drawn
+
+
+def test_bad_override_exits_with_a_message(tmp_path: Path) -> None:
+    result = _run(["prepare", "data=nosuchdata"], {"GGO_CACHE": str(tmp_path)}, tmp_path)
+    assert result.returncode == 2 and "nosuchdata" in result.stderr
+
+
+def test_fetch_failure_exits_nonzero_naming_ggo_data(tmp_path: Path) -> None:
+    env = {"GGO_ROOT": str(tmp_path), "GGO_DATA": str(tmp_path / "none"), "GIT_TERMINAL_PROMPT": "0"}
+    result = _run(["fetch", f"url=file://{tmp_path}/no-such-repo"], env, tmp_path)
+    assert result.returncode != 0
+    assert "GGO_DATA" in result.stderr and "could not clone" in result.stderr
+    assert not (tmp_path / "data" / "covid-19-chest-xray-segmentations-dataset").exists()
+
+
+def test_prepare_without_data_says_how_to_get_it(tmp_path: Path) -> None:
+    env = {"GGO_ROOT": str(tmp_path), "GGO_DATA": str(tmp_path / "missing"), "GGO_CACHE": str(tmp_path)}
+    result = _run(["prepare"], env, tmp_path)
+    assert result.returncode == 1
+    assert "python -m ggo.data fetch" in result.stderr and "GGO_DATA" in result.stderr

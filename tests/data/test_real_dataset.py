@@ -1,0 +1,64 @@
+"""The real GeneralBlockchain copy (``GGO_DATA``): counts, patients, splits, annotation sanity."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ggo.data import LoadReport, Record, load_records, split_patients
+
+
+@pytest.fixture(scope="module")
+def real_root() -> Path:
+    root = os.environ.get("GGO_DATA")
+    if not root:
+        if os.environ.get("CI"):
+            pytest.fail("GGO_DATA must point at the dataset copy in CI")
+        pytest.skip("set GGO_DATA to the covid-19-chest-xray-segmentations-dataset copy to run real-data tests")
+    return Path(root)
+
+
+@pytest.fixture(scope="module")
+def loaded(real_root: Path) -> tuple[list[Record], LoadReport]:
+    """All records, read once for the module (about 10 s, 0.7 GB)."""
+    report = LoadReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records = load_records(real_root, report=report)
+    return records, report
+
+
+def test_real_dataset_has_93_records_of_67_patients(loaded) -> None:
+    records, report = loaded
+    assert len(records) == 93
+    assert len({r.patient_id for r in records}) == 67
+    assert report.n_skipped == 0 and report.n_clipped == 0 and report.own_patient == []
+
+
+def test_real_masks_match_their_images(loaded) -> None:
+    records, _ = loaded
+    for r in records:
+        assert r.mask.shape == r.image.shape and r.mask.any(), r.name
+        assert r.lungs is not None and r.lungs.shape == r.image.shape, r.name
+
+
+def test_real_split_keeps_patients_together_and_fills_every_split(loaded) -> None:
+    records, _ = loaded
+    assignment = split_patients(records, seed=0, test_fraction=0.2, folds=5)
+    splits_of: dict[str, set[str]] = {}
+    for r in records:
+        splits_of.setdefault(r.patient_id, set()).add(assignment[r.name])
+    assert all(len(s) == 1 for s in splits_of.values())
+    assert set(assignment.values()) == {"test", "fold0", "fold1", "fold2", "fold3", "fold4"}
+    assert sum(1 for s in splits_of.values() if s == {"test"}) == round(0.2 * 67)
+
+
+def test_real_ggo_masks_lie_inside_the_annotated_lungs(loaded) -> None:
+    records, _ = loaded
+    inside = [float((r.mask & r.lungs).sum()) / r.mask.sum() for r in records if r.lungs is not None]
+    assert np.median(inside) > 0.8
+    assert np.mean(np.array(inside) > 0.5) > 0.95
