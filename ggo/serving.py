@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
+import mlflow.models
 import mlflow.pyfunc
 
 PREPROCESS_ARTIFACT = "preprocess"
+
+# predict() deliberately has no type hints (MLflow would turn them into a strict input schema and
+# refuse DataFrames); silence MLflow's advice to add them.
+warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
 
 
 def read_image(source: Any) -> np.ndarray:
@@ -87,7 +93,7 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
                 out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
         return out
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
         import pandas as pd
 
         params = params or {}
@@ -150,8 +156,12 @@ def log_segmenter(tracker: Any, generator_paths: Sequence[str | Path], preproces
     artifacts = {f"generator_{i}": str(p) for i, p in enumerate(generator_paths)}
     artifacts[PREPROCESS_ARTIFACT] = str(cfg_path)
     tracker.log_model(
-        python_model=GGOSegmenter(),
+        python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
         artifacts=artifacts,
         code_paths=[str(Path(__file__).resolve().parent)],
         pip_requirements=pip_requirements(),
     )
+
+
+# Models-from-code entry: when MLflow loads this file as a model's code, this is the model.
+mlflow.models.set_model(GGOSegmenter())

@@ -15,7 +15,6 @@ import os
 import time
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -42,7 +41,7 @@ class MlflowSweepCallback(Callback):
 
         self.uri = tracking.ensure_store(config.tracking.uri)
         exp_id = tracking.experiment_id(self.uri, config.tracking.experiment)
-        overrides = list(HydraConfig.get().overrides.task)
+        overrides = list(config.hydra.overrides.task)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         run = mlflow.MlflowClient(self.uri).create_run(
             exp_id,
@@ -52,7 +51,7 @@ class MlflowSweepCallback(Callback):
                 tracking.SWEEP_TAG: sweep_id,
                 "ggo.overrides": " ".join(overrides),
                 "ggo.objective": config.objective,
-                "ggo.sweep_dir": str(config.hydra.sweep.dir) if "hydra" in config else "",
+                "ggo.sweep_dir": str(config.hydra.sweep.dir),
                 **tracking.git_state(),
             },
         )
@@ -60,6 +59,7 @@ class MlflowSweepCallback(Callback):
         LAST_SWEEP["parent_run_id"] = self.parent_run_id
         os.environ[tracking.PARENT_ENV] = self.parent_run_id
         os.environ[tracking.SWEEP_ENV] = sweep_id
+        os.environ[tracking.SWEEP_OVERRIDES_ENV] = "\n".join(overrides)
         os.environ["MLFLOW_TRACKING_URI"] = self.uri
         print(f"[ggo] sweep {sweep_id}: parent MLflow run {self.parent_run_id}", flush=True)
 
@@ -70,7 +70,7 @@ class MlflowSweepCallback(Callback):
             failed = summarize(self.uri, self.parent_run_id, objective=config.objective)
             LAST_SWEEP["failed"] = failed
         finally:
-            for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV):
+            for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
         print_ui_hint(self.uri, self.parent_run_id)
 

@@ -25,6 +25,7 @@ from ggo.paths import default_tracking_uri, project_root
 
 PARENT_ENV = "GGO_PARENT_RUN_ID"
 SWEEP_ENV = "GGO_SWEEP_ID"
+SWEEP_OVERRIDES_ENV = "GGO_SWEEP_OVERRIDES"
 ROLE_TAG = "ggo.role"
 SWEEP_TAG = "ggo.sweep_id"
 ERROR_TAG = "ggo.error"
@@ -243,3 +244,157 @@ def iter_metric_names(runs: Iterable[Any], prefixes: tuple[str, ...] = ("val/", 
     for run in runs:
         names.update(k for k in run.data.metrics if k.startswith(prefixes))
     return sorted(names)
+
+
+# --- the model registry (promotion) and loading models (prediction) ---------------------------
+
+MODEL_NAME = "model"  # what ggo.experiment logs each run's segmenter as
+CHAMPION = "champion"  # the registry alias ggo.predict and serving load by default
+
+
+def get_run(uri: str, run_id: str) -> Any:
+    """The run ``run_id``, or a LookupError that says where it was looked for."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.MlflowClient(uri).get_run(run_id)
+    except MlflowException as exc:
+        raise LookupError(f"no MLflow run {run_id!r} in the store at {uri}: {exc.message}") from None
+
+
+def find_experiment(uri: str, name: str) -> Any | None:
+    """Experiment ``name`` (None when missing or deleted); unlike :func:`experiment_id` never creates it."""
+    import mlflow
+
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name(name)
+    return exp if exp is not None and exp.lifecycle_stage == "active" else None
+
+
+def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "") -> list[Any]:
+    """Every active run of ``experiment_ids`` matching ``filter_string``, newest first (all pages)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def runs_with_model(uri: str, experiment_ids: list[str], model_name: str = MODEL_NAME) -> dict[str, Any]:
+    """``{run_id: LoggedModel}`` for runs that logged a READY model called ``model_name``.
+
+    A model whose upload failed stays in the store with status FAILED; it is left out, so it can
+    never be registered by mistake. When a run logged several, the newest counts.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    found: dict[str, Any] = {}
+    token = None
+    while True:
+        page = client.search_logged_models(
+            experiment_ids, filter_string=f"name = '{model_name}'", max_results=1000, page_token=token
+        )
+        for model in page:
+            status = str(getattr(model.status, "name", model.status))
+            if model.source_run_id and status.upper().endswith("READY"):
+                best = found.get(model.source_run_id)
+                if best is None or model.creation_timestamp > best.creation_timestamp:
+                    found[model.source_run_id] = model
+        token = page.token
+        if not token:
+            return found
+
+
+def model_version_by_alias(uri: str, name: str, alias: str = CHAMPION) -> Any | None:
+    """The version of registered model ``name`` that ``alias`` points at (None if either is missing)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.MlflowClient(uri).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def model_versions_of_run(uri: str, name: str, run_id: str) -> list[Any]:
+    """Versions of registered model ``name`` created from run ``run_id``, newest first."""
+    import mlflow
+
+    versions = mlflow.MlflowClient(uri).search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+
+def register_model(uri: str, model_uri: str, name: str) -> Any:
+    """Register ``model_uri`` (``models:/<model id>`` or ``runs:/<run id>/model``) as a new version of ``name``.
+
+    Registering a logged model by its id pins exactly that model; a ``runs:/`` URI lets MLflow
+    pick the run's model by name. The registered model is created if needed.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.register_model(model_uri, name, await_registration_for=60)
+
+
+def set_model_version_tags(uri: str, name: str, version: str, tags: Mapping[str, Any]) -> None:
+    """Tag one model version (values as strings)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+
+def set_alias(uri: str, name: str, version: str, alias: str = CHAMPION) -> None:
+    """Point ``alias`` of registered model ``name`` at ``version``."""
+    import mlflow
+
+    mlflow.MlflowClient(uri).set_registered_model_alias(name, alias, str(version))
+
+
+def load_pyfunc(uri: str, model_uri: str) -> Any:
+    """``mlflow.pyfunc.load_model(model_uri)`` with ``models:/`` and ``runs:/`` resolved against ``uri``.
+
+    Raises a RuntimeError that names the model, the store and what to do when it cannot be loaded.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except (MlflowException, OSError) as exc:
+        hint = (
+            "promote a run first (python -m ggo.promote)"
+            if model_uri.startswith("models:/")
+            else "check the run id and that the run logged a model"
+        )
+        message = getattr(exc, "message", None) or str(exc)
+        raise RuntimeError(
+            f"cannot load model {model_uri} from the MLflow store at {uri}: {message.splitlines()[0] if message else exc}. "
+            f"{hint.capitalize()}, or pass --model runs:/<run id>/model (or --tracking-uri for another store)."
+        ) from None
+
+
+def check_store_exists(uri: str) -> None:
+    """Raise FileNotFoundError for a ``sqlite:///`` store whose file is missing.
+
+    Opening one would silently create an empty store; commands that only read (promote, predict)
+    call this first so a mistyped path says so instead.
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no MLflow store at {path} (tracking URI {uri}): train first (python -m ggo.train), "
+                f"or pass --tracking-uri / set MLFLOW_TRACKING_URI to the store you trained into"
+            )

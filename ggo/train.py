@@ -38,7 +38,7 @@ def task(cfg: DictConfig) -> float:
         tags[tracking.SWEEP_TAG] = os.environ[tracking.SWEEP_ENV]
     value = run_job(
         _config.to_dict(cfg),
-        run_name=" ".join(overrides) or "defaults",
+        run_name=run_name(overrides, os.environ.get(tracking.SWEEP_OVERRIDES_ENV) if multirun else None),
         tags=tags,
         parent_run_id=os.environ.get(tracking.PARENT_ENV) if multirun else None,
         workdir=hc.runtime.output_dir,
@@ -47,6 +47,16 @@ def task(cfg: DictConfig) -> float:
     if not multirun and cfg.tracking.enabled:
         sweep.print_ui_hint(tracking.resolve_uri(cfg.tracking.uri))
     return value
+
+
+def run_name(overrides: list[str], sweep_overrides: str | None) -> str:
+    """A job's name: in a sweep, only the overrides that vary (``gen=unet``); else all of them."""
+    if sweep_overrides is not None:
+        shared = {o.replace("\\", "") for o in sweep_overrides.split("\n")}
+        varying = [o for o in overrides if o.replace("\\", "") not in shared]
+        if varying:
+            return " ".join(varying)
+    return " ".join(overrides) or "defaults"
 
 
 def main() -> None:

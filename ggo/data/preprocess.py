@@ -144,16 +144,16 @@ def to_grayscale_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-_XRV_NORMALIZE = None
+def xrv_normalize(image: np.ndarray, maxval: float) -> np.ndarray:
+    """torchxrayvision's ``normalize``: ``(2 * image / maxval - 1) * 1024``, roughly [-1024, 1024].
 
-
-def _xrv_normalize(image: np.ndarray, maxval: float) -> np.ndarray:
-    global _XRV_NORMALIZE
-    if _XRV_NORMALIZE is None:
-        import torchxrayvision as xrv  # lazy: it imports torch, a few seconds
-
-        _XRV_NORMALIZE = xrv.datasets.normalize
-    return _XRV_NORMALIZE(image, maxval)
+    The same formula as ``torchxrayvision.utils.normalize`` (a test pins them equal), written out
+    here so that prediction does not load torch and torchvision: 2-3 s and ~1 GB for one linear
+    rescale, and torchvision segfaults when loaded into a process that already holds TensorFlow.
+    """
+    if image.max() > maxval:
+        raise ValueError(f"max image value ({image.max()}) higher than expected bound ({maxval})")
+    return (2 * (image.astype(np.float32) / maxval) - 1.0) * 1024
 
 
 def _place(content: np.ndarray, geom: Geometry, fill: float) -> np.ndarray:
@@ -184,7 +184,7 @@ def preprocess(
         if not clahe_clip or float(clahe_clip) <= 0:
             raise ValueError(f"clahe_clip must be a positive number, got {clahe_clip!r}")
         gray = cv2.createCLAHE(clipLimit=float(clahe_clip), tileGridSize=(8, 8)).apply(gray)
-    values = _xrv_normalize(gray, 255).astype(np.float32) / 1024.0  # (H, W) in [-1, 1]
+    values = xrv_normalize(gray, 255).astype(np.float32) / 1024.0  # (H, W) in [-1, 1]
     geom = square_geometry(gray.shape, resolution, fit)
     resized = cv2.resize(values, (geom.content_width, geom.content_height), interpolation=cv2.INTER_AREA)
     return np.clip(_place(resized, geom, PAD_VALUE), -1.0, 1.0)

@@ -108,3 +108,14 @@ def test_bad_fit_and_bad_images_are_named_in_the_error() -> None:
         preprocess(np.zeros((4, 4, 5), np.uint8), 32)
     with pytest.raises(ValueError, match="square"):
         restore_mask(np.zeros((8, 9)), (10, 10))
+
+
+def test_intensity_normalisation_is_torchxrayvisions_normalize() -> None:
+    import torchxrayvision as xrv
+
+    from ggo.data.preprocess import xrv_normalize
+
+    image = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    np.testing.assert_allclose(xrv_normalize(image, 255), xrv.datasets.normalize(image, 255), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="higher than expected bound"):
+        xrv_normalize(image.astype(np.uint16) * 2, 255)

@@ -1,0 +1,223 @@
+"""The tf.data input pipeline with joint image/mask augmentation.
+
+``make_dataset`` turns cached numpy arrays into batches of ``(image, mask)``. Augmentation runs
+inside the pipeline on whole batches (never on the cached arrays): one random affine transform
+per sample — horizontal flip, rotation, zoom, shift — is applied to the image and its mask
+together with ``ImageProjectiveTransformV3`` (bilinear), then the mask is re-binarised at 0.5;
+brightness and contrast jitter touch the image only.
+
+Randomness is stateless and seeded: the same ``seed`` gives the same batches and the same
+transforms, epoch by epoch, while each epoch draws new transforms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+FILL_MODES = ("constant", "reflect", "nearest", "wrap")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Joint image/mask augmentation settings (0 or False disables a component).
+
+    Attributes:
+        flip: random horizontal flip with probability 0.5. Chest X-rays are not left/right
+            symmetric (heart, aortic arch), so this trades anatomical realism for more data;
+            turn it off to keep the anatomy.
+        rotation_deg: maximum absolute rotation in degrees.
+        scale: maximum relative zoom: the factor is drawn from [1 - scale, 1 + scale].
+        shift: maximum shift as a fraction of the image size, per axis.
+        brightness: maximum absolute offset added to the image (in image units; the cache holds
+            images in [-1, 1]).
+        contrast: maximum relative contrast change around each image's mean: the factor is
+            drawn from [1 - contrast, 1 + contrast].
+        fill_mode: how to fill pixels that come from outside the image: ``constant``,
+            ``reflect``, ``nearest`` or ``wrap``. The mask is filled the same way (with 0 for
+            ``constant``), so image and mask stay aligned.
+        fill_value: the image value for ``constant`` fill (-1: black in [-1, 1] images).
+    """
+
+    flip: bool = True
+    rotation_deg: float = 10.0
+    scale: float = 0.1
+    shift: float = 0.05
+    brightness: float = 0.1
+    contrast: float = 0.1
+    fill_mode: str = "constant"
+    fill_value: float = -1.0
+
+    def __post_init__(self):
+        if self.fill_mode not in FILL_MODES:
+            raise ValueError(f"Unknown fill_mode {self.fill_mode!r}; valid: {', '.join(FILL_MODES)}")
+        for name in ("rotation_deg", "scale", "shift", "brightness", "contrast"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Augmentation {name} must be >= 0, got {getattr(self, name)}")
+        if self.scale >= 1 or self.contrast >= 1:
+            raise ValueError("Augmentation scale and contrast must be < 1")
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        """No augmentation at all."""
+        return cls(flip=False, rotation_deg=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0)
+
+    @classmethod
+    def from_any(cls, augment) -> AugmentConfig:
+        """An AugmentConfig from None (no augmentation), a dict of its fields, or itself."""
+        if augment is None:
+            return cls.none()
+        if isinstance(augment, cls):
+            return augment
+        if isinstance(augment, dict):
+            unknown = set(augment) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ValueError(
+                    f"Unknown augmentation options {sorted(unknown)}; valid: "
+                    f"{', '.join(f.name for f in dataclasses.fields(cls))}"
+                )
+            return cls(**augment)
+        raise TypeError(f"augment must be None, a dict or an AugmentConfig, got {type(augment)}")
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.flip or self.rotation_deg or self.scale or self.shift)
+
+    @property
+    def photometric(self) -> bool:
+        return bool(self.brightness or self.contrast)
+
+    @property
+    def enabled(self) -> bool:
+        return self.geometric or self.photometric
+
+
+def _uniform(shape, seed, low, high):
+    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high, dtype=tf.float32)
+
+
+def affine_transforms(batch: tf.Tensor, height: int, width: int, cfg: AugmentConfig, seed) -> tf.Tensor:
+    """Random per-sample transforms (B, 8) for ``ImageProjectiveTransformV3``.
+
+    Each row maps an OUTPUT pixel (x, y) to the INPUT point it samples:
+    ``p_in = c + M (p_out - c) + t`` with c the image centre, ``M = R(theta) diag(f, 1) / z``
+    (rotation theta, flip f = +-1, zoom z) and t the shift in pixels.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    ones = tf.ones((batch,), tf.float32)
+    theta = _uniform((batch,), seeds[0], -1.0, 1.0) * (cfg.rotation_deg * math.pi / 180.0)
+    zoom = _uniform((batch,), seeds[1], 1.0 - cfg.scale, 1.0 + cfg.scale) if cfg.scale else ones
+    flip = (
+        tf.where(_uniform((batch,), seeds[2], 0.0, 1.0) < 0.5, -ones, ones) if cfg.flip else ones
+    )
+    tx = _uniform((batch,), seeds[3], -1.0, 1.0) * (cfg.shift * width)
+    ty = _uniform((batch,), seeds[4], -1.0, 1.0) * (cfg.shift * height)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    cos, sin = tf.cos(theta) / zoom, tf.sin(theta) / zoom
+    a0, a1 = cos * flip, -sin
+    b0, b1 = sin * flip, cos
+    a2 = cx + tx - a0 * cx - a1 * cy
+    b2 = cy + ty - b0 * cx - b1 * cy
+    zeros = tf.zeros_like(a0)
+    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)  # (B, 8)
+
+
+def augment_batch(images: tf.Tensor, masks: tf.Tensor, cfg: AugmentConfig, seed) -> tuple:
+    """Augment a batch: the same geometric transform for each image and its mask, photometric
+    jitter on the image only. ``seed`` is a shape-(2,) int tensor (stateless randomness)."""
+    geo_seed, photo_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    channels = images.shape[3]
+    if cfg.geometric:
+        offset = cfg.fill_value if cfg.fill_mode == "constant" else 0.0
+        # Shift the image so the transform's zero fill becomes fill_value for the image and 0
+        # for the mask; bilinear resampling commutes with the shift.
+        stacked = tf.concat([images - offset, masks], axis=-1)  # (B, H, W, C + 1)
+        warped = tf.raw_ops.ImageProjectiveTransformV3(
+            images=stacked,
+            transforms=affine_transforms(batch, height, width, cfg, geo_seed),
+            output_shape=tf.constant([height, width], tf.int32),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode=cfg.fill_mode.upper(),
+        )
+        images = warped[..., :channels] + offset  # (B, H, W, C)
+        masks = tf.cast(warped[..., channels:] > 0.5, masks.dtype)  # (B, H, W, 1), binary again
+    if cfg.photometric:
+        s_b, s_c = tf.unstack(tf.random.experimental.stateless_split(photo_seed, num=2))
+        if cfg.contrast:
+            factor = _uniform((batch, 1, 1, 1), s_c, 1.0 - cfg.contrast, 1.0 + cfg.contrast)
+            mean = tf.reduce_mean(images, axis=(1, 2, 3), keepdims=True)
+            images = (images - mean) * factor + mean
+        if cfg.brightness:
+            images = images + _uniform((batch, 1, 1, 1), s_b, -cfg.brightness, cfg.brightness)
+    return images, masks
+
+
+def _as_nhwc(array: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise ValueError(f"{what} must be (N, H, W) or (N, H, W, C), got shape {array.shape}")
+    return array
+
+
+def make_dataset(
+    images: np.ndarray,
+    masks: np.ndarray,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    augment: AugmentConfig | dict | None = None,
+    seed: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``(image, mask)`` from in-memory arrays.
+
+    Args:
+        images: (N, R, R, C) float32 (or (N, R, R)).
+        masks: (N, R, R, 1) float32 in {0, 1} (or (N, R, R)).
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (seeded: the same ``seed`` gives the same orders).
+        augment: ``AugmentConfig``, a dict of its fields, or None for no augmentation.
+        seed: seed of shuffling and augmentation.
+        drop_remainder: drop the last incomplete batch.
+
+    Returns:
+        A ``tf.data.Dataset`` yielding float32 ``(images (B, R, R, C), masks (B, R, R, 1))``,
+        cached in memory before the random stages and prefetched.
+    """
+    images = _as_nhwc(images, "images")
+    masks = _as_nhwc(masks, "masks")
+    if images.shape[0] != masks.shape[0] or images.shape[1:3] != masks.shape[1:3]:
+        raise ValueError(f"images {images.shape} and masks {masks.shape} do not match")
+    if masks.shape[-1] != 1:
+        raise ValueError(f"masks must have one channel, got shape {masks.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    cfg = AugmentConfig.from_any(augment)
+
+    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if cfg.enabled:
+        # One int64 per batch from a seeded stream that changes every epoch, deterministically.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, seeds))
+
+        def _augment(batch, rand):
+            image, mask = batch
+            op_seed = tf.stack([tf.cast(seed, tf.int64), rand])
+            return augment_batch(image, mask, cfg, op_seed)
+
+        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+__all__ = ["AugmentConfig", "FILL_MODES", "affine_transforms", "augment_batch", "make_dataset"]
