@@ -37,14 +37,12 @@ class MlflowSweepCallback(Callback):
         LAST_SWEEP.update(failed=0, parent_run_id=None)
         if not config.tracking.enabled:
             return
-        import mlflow
-
         self.uri = tracking.ensure_store(config.tracking.uri)
-        exp_id = tracking.experiment_id(self.uri, config.tracking.experiment)
         overrides = list(config.hydra.overrides.task)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-        run = mlflow.MlflowClient(self.uri).create_run(
-            exp_id,
+        self.parent_run_id = tracking.create_run(
+            self.uri,
+            config.tracking.experiment,
             run_name="sweep " + (" ".join(overrides) or "defaults"),
             tags={
                 tracking.ROLE_TAG: "parent",
@@ -55,7 +53,6 @@ class MlflowSweepCallback(Callback):
                 **tracking.git_state(),
             },
         )
-        self.parent_run_id = run.info.run_id
         LAST_SWEEP["parent_run_id"] = self.parent_run_id
         os.environ[tracking.PARENT_ENV] = self.parent_run_id
         os.environ[tracking.SWEEP_ENV] = sweep_id
@@ -77,18 +74,14 @@ class MlflowSweepCallback(Callback):
 
 def print_ui_hint(uri: str, run_id: str | None = None) -> None:
     """Tell the user how to look at what was recorded."""
-    import mlflow
-
-    where = ""
-    if run_id:
-        run = mlflow.MlflowClient(uri).get_run(run_id)
-        where = f"  then open http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    page = f"/#/experiments/{tracking.experiment_of(uri, run_id)}/runs/{run_id}" if run_id else ""
+    where = f"then open http://127.0.0.1:5000{page}" if page else ""
     if uri.startswith(("http://", "https://")):
-        print(f"[ggo] browse the runs at {uri}" + (f"/#/experiments/{run.info.experiment_id}/runs/{run_id}" if run_id else ""))
+        print(f"[ggo] browse the runs at {uri}{page}")
     else:
         print(f"[ggo] browse the runs:  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
         if where:
-            print(f"[ggo] {where.strip()}")
+            print(f"[ggo] {where}")
 
 
 def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> int:
@@ -96,12 +89,10 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
 
     Returns the number of children that did not finish (FAILED, KILLED or still RUNNING).
     """
-    import mlflow
     import pandas as pd
 
     from ggo.viz import sweep_figure
 
-    client = mlflow.MlflowClient(uri)
     children = tracking.child_runs(uri, parent_run_id)
     rows = []
     curves = []
@@ -134,24 +125,22 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
     # The curves plot skips the extra final point (the best checkpoint's re-evaluation).
     curves = [(name, values[:-1] if len(values) > 1 else values) for name, values in curves]
 
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=parent_run_id):
-        mlflow.log_text(table.to_csv(index=False), "summary.csv")
-        mlflow.log_text(to_markdown(table), "summary.md")
-        if curves:
-            fig = sweep_figure(curves, metric="val/dice")
-            mlflow.log_figure(fig, "val_dice_curves.png")
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        finished = table[table["status"] == "FINISHED"] if len(table) else table
-        if len(finished):
-            best = finished.iloc[0]
-            mlflow.log_metrics({f"best/{objective}": float(best[objective])})
-            mlflow.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
-        mlflow.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
-        mlflow.end_run(status="FINISHED" if failed == 0 else "FAILED")
-    del client
+    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
+    parent.log_text(table.to_csv(index=False), "summary.csv")
+    parent.log_text(to_markdown(table), "summary.md")
+    if curves:
+        parent.log_figure(sweep_figure(curves, metric="val/dice"), "val_dice_curves.png")
+    finished = table[table["status"] == "FINISHED"] if len(table) else table
+    if len(finished):
+        best = finished.iloc[0]
+        parent.log_metrics({f"best/{objective}": float(best[objective])})
+        parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
+    parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
+    parent.detach()
+    cv_groups = cross_validation_groups(children)
+    if cv_groups:
+        summarize_cv(uri, parent_run_id, cv_groups, objective=objective)
+    tracking.set_status(uri, parent_run_id, "FINISHED" if failed == 0 else "FAILED")
     print("\n[ggo] sweep summary (sorted by %s)\n%s\n" % (objective, to_markdown(table)), flush=True)
     if failed:
         print(f"[ggo] {failed} of {len(table)} jobs did not finish; see the 'error' column and each run's error.txt", flush=True)
@@ -173,3 +162,140 @@ def to_markdown(table: Any) -> str:
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(fmt(row[c]) for c in cols) + " |")
     return "\n".join(lines)
+
+
+# --- cross-validation -------------------------------------------------------------------------
+
+#: Params that differ between the folds of one configuration (everything else must match).
+FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_id")
+
+
+def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
+    """FINISHED children grouped by config without ``data.fold``; groups that cover >= 2 folds.
+
+    A ``data.fold=0,1,2,3,4`` sweep gives one group; crossing it with ``gen=unet,attention_unet``
+    gives two.
+    """
+    groups: dict[tuple, list[Any]] = {}
+    for run in children:
+        if run.info.status != "FINISHED":
+            continue
+        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS))
+        groups.setdefault(key, []).append(run)
+    return [
+        sorted(runs, key=lambda r: int(r.data.params.get("data.fold", 0)))
+        for runs in groups.values()
+        if len({r.data.params.get("data.fold") for r in runs}) >= 2
+    ]
+
+
+def fold_statistics(runs: list[Any]) -> dict[str, float]:
+    """Mean and std over folds of every ``val/*`` and ``test/*`` metric of ``runs``."""
+    import numpy as np
+
+    stats: dict[str, float] = {}
+    for name in tracking.iter_metric_names(runs):
+        values = [r.data.metrics[name] for r in runs if name in r.data.metrics]
+        if values:
+            stats[f"{name}_fold_mean"] = float(np.mean(values))
+            stats[f"{name}_fold_std"] = float(np.std(values))
+    return stats
+
+
+def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict[str, float], Any]:
+    """Score the mean of the folds' test probability maps; returns (metrics, mean probabilities)."""
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from ggo.data import prepare_from_config
+    from ggo.metrics import evaluate
+
+    probs, names = [], None
+    for run in runs:
+        path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
+        with np.load(path) as npz:
+            run_names = [str(n) for n in npz["test_names"]]
+            if names is not None and run_names != names:
+                raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
+            names = run_names
+            probs.append(npz["test_probs"].astype(np.float32))
+    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
+    config = yaml.safe_load(Path(cfg_path).read_text())
+    test = prepare_from_config(config["data"], config["preprocess"], progress=False).split(0)["test"]
+    if list(test.names) != names:
+        raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
+    mean = np.mean(probs, axis=0)
+    return {k: float(v) for k, v in evaluate(test.masks, mean).items()}, config
+
+
+def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
+    """Cross-validation report on the parent run.
+
+    For each configuration: mean and std over folds of every ``val/*`` and ``test/*`` metric, and
+    the test metrics of the fold ensemble (mean of the folds' probability maps), in
+    ``cv_summary.csv``/``.md``. When the sweep is one configuration over its folds (``+sweeps=cv``),
+    the parent also gets ``val/*`` = fold means (so it ranks and promotes like a run), ``test/*``
+    = the ensemble's, and the ensemble itself as its ``model``.
+    """
+    import tempfile
+
+    import pandas as pd
+
+    rows = []
+    single = len(groups) == 1
+    with tempfile.TemporaryDirectory(prefix="ggo-cv-") as tmp:
+        for runs in groups:
+            stats = fold_statistics(runs)
+            ensemble, config = ensemble_test_metrics(uri, runs, tmp)
+            first = runs[0].data.tags
+            rows.append(
+                {
+                    "config": " ".join(o for o in first.get("ggo.overrides", "").split() if not o.startswith("data.fold=")) or "defaults",
+                    "folds": len(runs),
+                    f"{objective} mean": stats.get(f"{objective}_fold_mean", float("nan")),
+                    f"{objective} std": stats.get(f"{objective}_fold_std", float("nan")),
+                    "ensemble test/dice": ensemble.get("dice", float("nan")),
+                    "ensemble test/precision": ensemble.get("precision", float("nan")),
+                    "ensemble test/recall": ensemble.get("recall", float("nan")),
+                    "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
+                    "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
+                }
+            )
+            if single:
+                _log_cv_parent(uri, parent_run_id, runs, stats, ensemble, config, tmp)
+    table = pd.DataFrame(rows).sort_values(f"{objective} mean", ascending=False, na_position="last")
+    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
+    parent.log_text(table.to_csv(index=False), "cv_summary.csv")
+    parent.log_text(to_markdown(table), "cv_summary.md")
+    parent.detach()
+    print("\n[ggo] cross-validation (mean +- std over folds; ensemble = mean of the fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)
+
+
+def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ensemble: dict[str, float], config: dict, tmp: str) -> None:
+    """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
+    from pathlib import Path
+
+    from ggo.experiment import _serving_config
+    from ggo.serving import log_segmenter
+
+    metrics = dict(stats)
+    for name, value in stats.items():
+        if name.startswith("val/") and name.endswith("_fold_mean"):
+            metrics[name[: -len("_fold_mean")]] = value
+        if name.startswith("val/") and name.endswith("_fold_std"):
+            metrics[name[: -len("_fold_std")] + "_std"] = value
+    metrics.update({f"test/{k}": v for k, v in ensemble.items()})
+    first = runs[0].data.tags
+    tags = {k: first[k] for k in ("gen", "disc", "loss", "resolution", "data") if k in first}
+    tags.update({"fold": "ensemble", "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs)})
+    generators = []
+    for run in runs:
+        local = tracking.download_model(uri, run.info.run_id, Path(tmp) / f"m-{run.info.run_id}")
+        generators.extend(sorted((local / "artifacts").glob("generator*.keras")))
+    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
+    parent.log_metrics(metrics)
+    parent.set_tags(tags)
+    log_segmenter(parent, generators, _serving_config(config), Path(tmp) / "ensemble")
+    parent.detach()

@@ -172,6 +172,25 @@ class MlflowTracker(Tracker):
         kwargs.setdefault("name", "model")
         self._mlflow.pyfunc.log_model(**kwargs)
 
+    @classmethod
+    def resume(cls, uri: str, run_id: str) -> "MlflowTracker":
+        """Log into an existing run (a sweep's parent) until :meth:`detach`."""
+        import mlflow
+
+        self = cls.__new__(cls)
+        self._mlflow, self.uri, self.run_id = mlflow, uri, run_id
+        mlflow.set_tracking_uri(uri)
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        self.run = mlflow.start_run(run_id=run_id)
+        self.experiment_id = self.run.info.experiment_id
+        return self
+
+    def detach(self) -> None:
+        """Stop logging into this run; its owner sets the final status (``set_terminated``)."""
+        if self._mlflow.active_run() is not None and self._mlflow.active_run().info.run_id == self.run_id:
+            self._mlflow.end_run()
+
     def finish(self, status: str = "FINISHED") -> None:
         if self._mlflow.active_run() is not None and self._mlflow.active_run().info.run_id == self.run_id:
             self._mlflow.end_run(status=status)
@@ -201,6 +220,27 @@ def record_failure(tracker: Tracker, error: BaseException, trace: str, status: s
         tracker.log_text(trace, "error.txt")
     finally:
         tracker.finish(status)
+
+
+def create_run(uri: str, experiment: str, *, run_name: str, tags: Mapping[str, Any]) -> str:
+    """Create a run without making it active (a sweep's parent); returns its id."""
+    import mlflow
+
+    run = mlflow.MlflowClient(uri).create_run(experiment_id(uri, experiment), run_name=run_name, tags=dict(tags))
+    return run.info.run_id
+
+
+def set_status(uri: str, run_id: str, status: str) -> None:
+    """End run ``run_id`` with ``status`` (FINISHED, FAILED, KILLED)."""
+    import mlflow
+
+    mlflow.MlflowClient(uri).set_terminated(run_id, status=status)
+
+
+def experiment_of(uri: str, run_id: str) -> str:
+    import mlflow
+
+    return mlflow.MlflowClient(uri).get_run(run_id).info.experiment_id
 
 
 # --- reading runs back (sweep summaries, promotion) -------------------------------------------
@@ -237,6 +277,13 @@ def download_artifact(uri: str, run_id: str, path: str, dst: str | Path | None =
 
     dst = dst or tempfile.mkdtemp(prefix="ggo-")
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=uri))
+
+
+def download_model(uri: str, run_id: str, dst: str | Path) -> Path:
+    """The files of run ``run_id``'s logged ``model`` (MLmodel, artifacts/generator_*.keras, ...)."""
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=str(dst), tracking_uri=uri))
 
 
 def iter_metric_names(runs: Iterable[Any], prefixes: tuple[str, ...] = ("val/", "test/")) -> list[str]:

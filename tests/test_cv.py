@@ -1,0 +1,66 @@
+"""Cross-validation sweeps: fold statistics and the fold ensemble on the parent run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from helpers import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: Path, tracking_uri: str) -> None:
+    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1,2", *tiny_overrides(tmp_path, tracking_uri)]
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "cross-validation" in proc.stdout
+
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("ggo")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("ggo.role") == "parent")
+    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id), key=lambda r: r.data.params["data.fold"])
+    assert [c.data.params["data.fold"] for c in children] == ["0", "1", "2"]
+
+    m = parent.data.metrics
+    folds = [c.data.metrics["val/dice"] for c in children]
+    assert m["val/dice"] == pytest.approx(np.mean(folds))
+    assert m["val/dice_std"] == pytest.approx(np.std(folds))
+    assert m["test/dice_fold_mean"] == pytest.approx(np.mean([c.data.metrics["test/dice"] for c in children]))
+    assert parent.data.tags["fold"] == "ensemble"
+
+    # The ensemble score is the mean of the three folds' test probability maps, scored afresh.
+    from ggo.data import prepare_from_config
+    from ggo.metrics import evaluate
+
+    probs = []
+    for child in children:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=child.info.run_id, artifact_path="predictions/probabilities.npz", dst_path=str(tmp_path / child.info.run_id), tracking_uri=tracking_uri
+        )
+        with np.load(path) as npz:
+            probs.append(npz["test_probs"].astype(np.float32))
+    import yaml
+
+    cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
+    test = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).split(0)["test"]
+    expected = evaluate(test.masks, np.mean(probs, axis=0))
+    assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
+    assert m["test/precision"] == pytest.approx(expected["precision"], abs=1e-6)
+
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"cv_summary.csv", "cv_summary.md", "summary.csv"} <= arts
+
+    # The parent carries the ensemble as a model: three generators behind one predict.
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
+    assert len(model.unwrap_python_model().generators) == 3
+    gray16 = (np.random.default_rng(1).random((120, 90)) * 65535).astype(np.uint16)
+    assert model.predict(gray16)[0].shape == (120, 90)
