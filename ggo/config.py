@@ -164,6 +164,12 @@ class TrackingConfig:
 
 
 @dataclass
+class EvalConfig:
+    tta_flip: bool = False
+    min_component_px: int = 0
+
+
+@dataclass
 class Config:
     gen: GenConfig = field(default_factory=GenConfig)
     disc: DiscConfig = field(default_factory=DiscConfig)
@@ -172,6 +178,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     objective: str = "val/dice"
 
 
@@ -222,6 +229,7 @@ def validate(cfg: dict[str, Any]) -> None:
     need(cfg["loss"]["label_smoothing"] < 1.0, "loss.label_smoothing", cfg["loss"]["label_smoothing"], "must be < 1")
     seg = sum(cfg["loss"][k] for k in ("l1", "bce", "dice"))
     need(seg > 0, "loss", "l1+bce+dice=0", "at least one of loss.l1, loss.bce, loss.dice must be > 0")
+    need(cfg["eval"]["min_component_px"] >= 0, "eval.min_component_px", cfg["eval"]["min_component_px"], "must be >= 0")
     need(0.0 < data["test_fraction"] < 1.0, "data.test_fraction", data["test_fraction"], "must be in (0, 1)")
     need(data["folds"] >= 2, "data.folds", data["folds"], "must be >= 2")
     need(0 <= data["fold"] < data["folds"], "data.fold", data["fold"], f"must be in 0..{data['folds'] - 1}")

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ggo.config import flatten, validate
+from ggo.inference import predict_probs
 from ggo.tracking import Tracker, open_tracker, record_failure
 
 # Keras log keys of the GAN model -> our metric names (``val_`` prefix -> ``val/``).
@@ -31,18 +32,6 @@ def metric_name(keras_key: str) -> str:
     if keras_key.startswith("val_"):
         return "val/" + keras_key[4:]
     return "train/" + keras_key
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float32)))
-
-
-def predict_probs(generator: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Probability maps (N, R, R, 1) float32 for preprocessed ``images``."""
-    if len(images) == 0:
-        return np.zeros_like(images, dtype=np.float32)
-    out = [sigmoid(generator(images[i : i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
-    return np.concatenate(out).astype(np.float32)
 
 
 def run_job(
@@ -99,6 +88,7 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     """Train the configured GAN on fold ``data.fold`` and evaluate its best epoch. Returns final metrics."""
     from ggo.data import prepare_from_config
     from ggo.metrics import evaluate
+    from ggo.postprocess import postprocess_probs
     from ggo.models import build_discriminator, build_generator, receptive_field
     from ggo.training import GAN, AugmentConfig, RaiseOnNonFinite, make_dataset, make_schedule, set_precision
     from ggo.viz import curves_figure
@@ -171,12 +161,14 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     best.restore()
 
     # Final evaluation of the best checkpoint, on the full val and test sets.
-    val_probs = predict_probs(generator, val.images)
-    test_probs = predict_probs(generator, test.images)
+    ev = config.get("eval", {})
+    val_probs = predict_probs(generator, val.images, tta_flip=bool(ev.get("tta_flip")))
+    test_probs = predict_probs(generator, test.images, tta_flip=bool(ev.get("tta_flip")))
+    min_px = int(ev.get("min_component_px", 0))
     final: dict[str, float] = {}
     for split, probs, data in (("val", val_probs, val), ("test", test_probs, test)):
         if len(data):
-            final.update({f"{split}/{k}": float(v) for k, v in evaluate(data.masks, probs).items()})
+            final.update({f"{split}/{k}": float(v) for k, v in evaluate(data.masks, postprocess_probs(probs, min_px)).items()})
     final["train/epochs_run"] = float(logger.epochs_run)
     final["train/best_epoch"] = float(best.best_epoch)
     final["train/seconds"] = fit_seconds
@@ -222,6 +214,8 @@ def _serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
         "clahe": bool(p["clahe"]),
         "clahe_clip": float(p["clahe_clip"]),
         "threshold": 0.5,
+        "tta_flip": bool(config.get("eval", {}).get("tta_flip", False)),
+        "min_component_px": int(config.get("eval", {}).get("min_component_px", 0)),
         "gen": config["gen"]["name"],
     }
 

@@ -73,6 +73,8 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image: the mean probability map of the ensemble at the image's original size."""
         from ggo.data import preprocess, restore_mask
+        from ggo.inference import ensemble_probs
+        from ggo.postprocess import postprocess_probs
 
         p = self.config
         out: list[np.ndarray] = []
@@ -81,14 +83,8 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             x = np.stack(
                 [preprocess(img, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"]) for img in chunk]
             )[..., None]  # (B, R, R, 1)
-            probs = np.zeros(x.shape, np.float32)
-            for gen in self.generators:
-                for flip in (False, True) if p.get("tta_flip") else (False,):
-                    xi = x[:, :, ::-1] if flip else x
-                    logits = np.asarray(gen(xi, training=False), np.float32)
-                    pr = 1.0 / (1.0 + np.exp(-logits))
-                    probs += pr[:, :, ::-1] if flip else pr
-            probs /= len(self.generators) * (2 if p.get("tta_flip") else 1)
+            probs = ensemble_probs(self.generators, x, batch_size, tta_flip=bool(p.get("tta_flip")))
+            probs = postprocess_probs(probs, int(p.get("min_component_px", 0)), float(p.get("threshold", 0.5)))
             for img, pr in zip(chunk, probs):
                 out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
         return out
@@ -155,12 +151,14 @@ def log_segmenter(tracker: Any, generator_paths: Sequence[str | Path], preproces
     cfg_path.write_text(json.dumps(preprocess_config, indent=2))
     artifacts = {f"generator_{i}": str(p) for i, p in enumerate(generator_paths)}
     artifacts[PREPROCESS_ARTIFACT] = str(cfg_path)
-    tracker.log_model(
-        python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
-        artifacts=artifacts,
-        code_paths=[str(Path(__file__).resolve().parent)],
-        pip_requirements=pip_requirements(),
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
+        tracker.log_model(
+            python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
+            artifacts=artifacts,
+            code_paths=[str(Path(__file__).resolve().parent)],
+            pip_requirements=pip_requirements(),
+        )
 
 
 # Models-from-code entry: when MLflow loads this file as a model's code, this is the model.

@@ -202,8 +202,13 @@ def fold_statistics(runs: list[Any]) -> dict[str, float]:
     return stats
 
 
-def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict[str, float], Any]:
-    """Score the mean of the folds' test probability maps; returns (metrics, mean probabilities)."""
+def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict[str, float], dict[str, Any], int, dict[int, float]]:
+    """Score the fold ensemble on the test patients.
+
+    The minimum predicted-component size is chosen on the validation folds only (each fold's val
+    probability maps against its own val masks), then applied to the mean of the folds' test
+    probability maps. Returns (test metrics, the run config, chosen size, val score per size).
+    """
     from pathlib import Path
 
     import numpy as np
@@ -211,23 +216,29 @@ def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict
 
     from ggo.data import prepare_from_config
     from ggo.metrics import evaluate
+    from ggo.postprocess import choose_min_component, postprocess_probs
 
-    probs, names = [], None
+    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
+    config = yaml.safe_load(Path(cfg_path).read_text())
+    cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
+    test_probs, val_folds, names = [], [], None
     for run in runs:
         path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
+        val = cache.split(int(run.data.params["data.fold"]))["val"]
         with np.load(path) as npz:
             run_names = [str(n) for n in npz["test_names"]]
             if names is not None and run_names != names:
                 raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
             names = run_names
-            probs.append(npz["test_probs"].astype(np.float32))
-    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
-    config = yaml.safe_load(Path(cfg_path).read_text())
-    test = prepare_from_config(config["data"], config["preprocess"], progress=False).split(0)["test"]
+            test_probs.append(npz["test_probs"].astype(np.float32))
+            if [str(n) for n in npz["val_names"]] == list(val.names):
+                val_folds.append((val.masks, npz["val_probs"].astype(np.float32)))
+    test = cache.split(0)["test"]
     if list(test.names) != names:
         raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
-    mean = np.mean(probs, axis=0)
-    return {k: float(v) for k, v in evaluate(test.masks, mean).items()}, config
+    chosen, scores = choose_min_component(val_folds, int(config["preprocess"]["resolution"])) if val_folds else (0, {})
+    mean = postprocess_probs(np.mean(test_probs, axis=0), chosen)
+    return {k: float(v) for k, v in evaluate(test.masks, mean).items()}, config, chosen, scores
 
 
 def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
@@ -248,7 +259,8 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
     with tempfile.TemporaryDirectory(prefix="ggo-cv-") as tmp:
         for runs in groups:
             stats = fold_statistics(runs)
-            ensemble, config = ensemble_test_metrics(uri, runs, tmp)
+            ensemble, config, min_px, pp_scores = ensemble_test_metrics(uri, runs, tmp)
+            config.setdefault("eval", {})["min_component_px"] = min_px
             first = runs[0].data.tags
             rows.append(
                 {
@@ -260,11 +272,12 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
                     "ensemble test/precision": ensemble.get("precision", float("nan")),
                     "ensemble test/recall": ensemble.get("recall", float("nan")),
                     "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
+                    "min component px (chosen on val)": min_px,
                     "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
                 }
             )
             if single:
-                _log_cv_parent(uri, parent_run_id, runs, stats, ensemble, config, tmp)
+                _log_cv_parent(uri, parent_run_id, runs, stats, ensemble, config, pp_scores, tmp)
     table = pd.DataFrame(rows).sort_values(f"{objective} mean", ascending=False, na_position="last")
     parent = tracking.MlflowTracker.resume(uri, parent_run_id)
     parent.log_text(table.to_csv(index=False), "cv_summary.csv")
@@ -273,7 +286,16 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
     print("\n[ggo] cross-validation (mean +- std over folds; ensemble = mean of the fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)
 
 
-def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ensemble: dict[str, float], config: dict, tmp: str) -> None:
+def _log_cv_parent(
+    uri: str,
+    parent_run_id: str,
+    runs: list[Any],
+    stats: dict[str, float],
+    ensemble: dict[str, float],
+    config: dict,
+    pp_scores: dict[int, float],
+    tmp: str,
+) -> None:
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
     from pathlib import Path
 
@@ -289,7 +311,13 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
     metrics.update({f"test/{k}": v for k, v in ensemble.items()})
     first = runs[0].data.tags
     tags = {k: first[k] for k in ("gen", "disc", "loss", "resolution", "data") if k in first}
-    tags.update({"fold": "ensemble", "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs)})
+    tags.update(
+        {
+            "fold": "ensemble",
+            "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
+            "ggo.min_component_px": config.get("eval", {}).get("min_component_px", 0),
+        }
+    )
     generators = []
     for run in runs:
         local = tracking.download_model(uri, run.info.run_id, Path(tmp) / f"m-{run.info.run_id}")
@@ -297,5 +325,9 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
     parent = tracking.MlflowTracker.resume(uri, parent_run_id)
     parent.log_metrics(metrics)
     parent.set_tags(tags)
+    parent.log_dict(
+        {"chosen_min_component_px": tags["ggo.min_component_px"], "mean_val_dice_by_min_component_px": pp_scores},
+        "postprocess_choice.json",
+    )
     log_segmenter(parent, generators, _serving_config(config), Path(tmp) / "ensemble")
     parent.detach()

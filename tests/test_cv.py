@@ -51,7 +51,13 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
 
     cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
     test = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).split(0)["test"]
-    expected = evaluate(test.masks, np.mean(probs, axis=0))
+    # ... after the small-component removal chosen on the validation folds (never on test).
+    from ggo.postprocess import postprocess_probs
+
+    choice = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/postprocess_choice.json")
+    scores = {int(k): v for k, v in choice["mean_val_dice_by_min_component_px"].items()}
+    assert choice["chosen_min_component_px"] == max(scores, key=lambda k: (scores[k], -k))
+    expected = evaluate(test.masks, postprocess_probs(np.mean(probs, axis=0), choice["chosen_min_component_px"]))
     assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
     assert m["test/precision"] == pytest.approx(expected["precision"], abs=1e-6)
 

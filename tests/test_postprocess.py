@@ -1,0 +1,59 @@
+"""Postprocessing and test-time augmentation used by evaluation and the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ggo.inference import ensemble_probs, predict_probs, sigmoid
+from ggo.postprocess import candidate_sizes, choose_min_component, postprocess_probs, remove_small_components
+
+
+def test_small_components_are_removed_and_large_ones_kept() -> None:
+    mask = np.zeros((32, 32), bool)
+    mask[2:4, 2:4] = True  # 4 px speck
+    mask[10:20, 10:20] = True  # 100 px lesion
+    out = remove_small_components(mask, 5)
+    assert not out[2:4, 2:4].any()
+    assert out[10:20, 10:20].all()
+    assert remove_small_components(mask, 0).sum() == mask.sum()
+
+
+def test_postprocess_zeroes_the_probabilities_of_removed_components_only() -> None:
+    probs = np.full((1, 16, 16, 1), 0.2, np.float32)
+    probs[0, 1, 1, 0] = 0.9  # a 1-pixel component
+    probs[0, 8:12, 8:12, 0] = 0.8
+    out = postprocess_probs(probs, 4)
+    assert out[0, 1, 1, 0] == 0.0
+    assert np.all(out[0, 8:12, 8:12, 0] == pytest.approx(0.8))
+    assert out[0, 0, 0, 0] == pytest.approx(0.2)
+
+
+def test_min_component_size_is_chosen_to_maximise_validation_dice() -> None:
+    truth = np.zeros((4, 64, 64, 1), np.float32)
+    truth[:, 20:40, 20:40] = 1
+    probs = truth * 0.9
+    probs[:, 2:4, 2:4] = 0.9  # specks the truth does not have: removing them helps
+    size, scores = choose_min_component([(truth, probs)], 64)
+    assert size > 4 and scores[size] > scores[0]
+    assert scores[size] == pytest.approx(1.0)
+    assert candidate_sizes(64)[0] == 0
+
+
+def test_sigmoid_is_stable_for_extreme_logits() -> None:
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        values = sigmoid(np.array([-1e4, 0.0, 1e4]))
+    assert values.tolist() == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_flip_tta_averages_the_flipped_back_prediction() -> None:
+    def model(x, training=False):  # a deliberately asymmetric "generator": logits grow to the right
+        ramp = np.linspace(-3, 3, x.shape[2], dtype=np.float32)[None, None, :, None]
+        return np.asarray(x) * 0 + ramp
+
+    images = np.zeros((3, 8, 8, 1), np.float32)
+    plain = predict_probs(model, images)
+    tta = predict_probs(model, images, tta_flip=True)
+    np.testing.assert_allclose(tta, 0.5 * (plain + plain[:, :, ::-1]), atol=1e-6)
+    np.testing.assert_allclose(tta, 0.5, atol=1e-6)  # the ramp and its mirror cancel
+    np.testing.assert_allclose(ensemble_probs([model, model], images), plain, atol=1e-6)
