@@ -10,7 +10,7 @@ import os as _os
 import sys as _sys
 
 # Quieter defaults; set them yourself to see TensorFlow's info logs or MLflow's download bars.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 __version__ = "0.1.0"

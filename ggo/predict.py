@@ -34,7 +34,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -314,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m ggo.predict scans/\n"
             "  python -m ggo.predict a.png b.jpg --out results/ --threshold 0.4\n"
             "  python -m ggo.predict scans/ --model runs:/<run id>/model\n"
-            "  python -m ggo.predict scans/ --truth scans_masks/"
+            "  python -m ggo.predict scans/ --truth scans_masks/\n"
+            "the same model over HTTP: mlflow models serve -m models:/ggo-segmenter@champion --env-manager local\n"
+            '  POST /invocations {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 PNG>"]]}}\n'
+            "  -> mask_png_b64, ggo_fraction, height, width per image"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -366,5 +368,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

@@ -111,13 +111,13 @@ def _scope(uri: str, experiment: str, parent_run_id: str | None) -> tuple[list[s
         parent = tracking.get_run(uri, parent_run_id)
     except LookupError:
         # Not a run id: maybe the sweep id that every run of a sweep carries as a tag.
-        runs = tracking.search_runs(
-            uri, [exp.experiment_id] if exp else [], f"tags.`{tracking.SWEEP_TAG}` = '{parent_run_id}'"
-        ) if exp else []
+        where = f"tags.`{tracking.SWEEP_TAG}` = '{parent_run_id}'"
+        runs = tracking.search_runs(uri, [exp.experiment_id], where) if exp else []
         parents = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "parent"]
         if not parents:
             raise PromotionError(
-                f"--sweep {parent_run_id!r} is neither a run id nor a sweep id in the MLflow store at {uri}: "
+                f"--sweep {parent_run_id!r} is neither a run id in the MLflow store at {uri} nor a sweep id "
+                f"in its experiment {experiment!r}: "
                 f"pass the parent run id that 'python -m ggo.train -m' printed ('parent MLflow run ...')"
             ) from None
         parent = parents[0]
@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiment", default="ggo", help="MLflow experiment to search (default: %(default)s)")
     parser.add_argument(
         "--sweep", "--parent", dest="parent", metavar="RUN_ID", default=None,
-        help="only this sweep: its parent run id (printed by 'python -m ggo.train -m') or its ggo.sweep_id tag",
+        help="only this sweep's runs (and its parent, if it logged a model): the parent run id printed by "
+        "'python -m ggo.train -m', or the sweep's ggo.sweep_id tag (looked up in --experiment)",
     )
     parser.add_argument("--name", default="ggo-segmenter", help="registered model name (default: %(default)s)")
     parser.add_argument(

@@ -1,0 +1,211 @@
+"""``python -m ggo.predict`` with the session sweep's champion: masks, overlays, CSV, bad inputs, scoring."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ggo.predict import MAX_PIXELS, collect_inputs, load_image
+from sweep_fixture import PRECISION, TinySweep, champion, subprocess_env, tiny_sweep  # noqa: F401 - fixtures
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares ``width`` x ``height`` pixels in its header and holds no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def xray_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A gray image with a bright blob, the kind of input the tiny model was trained on."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    blob = np.exp(-(((yy - height * 0.4) / (height * 0.2)) ** 2 + ((xx - width * 0.6) / (width * 0.2)) ** 2))
+    return np.clip(60 + 150 * blob + rng.normal(0, 8, (height, width)), 0, 255).astype(np.uint8)
+
+
+def make_inputs(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """Good images (path -> (H, W)) under root/scans and bad inputs (path -> expected error words) under root/bad."""
+    scans, bad = root / "scans", root / "bad"
+    (scans / "sub").mkdir(parents=True)
+    bad.mkdir()
+    good = {}
+    for rel, image in {
+        "xray.png": xray_like(120, 90),
+        "colour.jpg": cv2.cvtColor(xray_like(64, 80, 1), cv2.COLOR_GRAY2BGR),
+        "film16.tif": xray_like(70, 50, 2).astype(np.uint16) * 257,
+        "rgba.webp": cv2.cvtColor(xray_like(48, 48, 3), cv2.COLOR_GRAY2BGRA),
+        "sub/deep.BMP": xray_like(33, 47, 4),
+        "sub/xray.png": xray_like(40, 60, 5),  # same stem as scans/xray.png
+    }.items():
+        assert cv2.imwrite(str(scans / rel), image), rel
+        good[str(scans / rel)] = image.shape[:2]
+    (scans / "readme.txt").write_text("not an image: ignored when walking a folder")
+    real = os.environ.get("GGO_DATA")
+    if real and (Path(real) / "images").is_dir():
+        first = sorted((Path(real) / "images").glob("*.png"))[0]
+        shutil.copy(first, scans / "real_xray.png")
+        good[str(scans / "real_xray.png")] = cv2.imread(str(first), cv2.IMREAD_UNCHANGED).shape[:2]
+
+    (bad / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a PNG")
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "notes.png").write_text("a text file with an image suffix")
+    assert cv2.imwrite(str(bad / "dot.png"), np.zeros((1, 1), np.uint8))
+    png_header_only(bad / "huge.png", 12_000, 9_000)  # 108 megapixels
+    errors = {
+        str(bad / "corrupt.png"): "corrupt",
+        str(bad / "empty.jpg"): "empty",
+        str(bad / "notes.png"): "not an image",
+        str(bad / "dot.png"): "too small",
+        str(bad / "huge.png"): "megapixel",
+        str(root / "missing.png"): "no such file",
+    }
+    return good, errors
+
+
+def run_predict(*args: str, cwd: Path, uri: str) -> subprocess.CompletedProcess:
+    env = subprocess_env(CUDA_VISIBLE_DEVICES="-1", MLFLOW_TRACKING_URI=uri)  # a CPU-only machine
+    return subprocess.run(
+        [sys.executable, "-m", "ggo.predict", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:6] == ["file", "ggo_fraction", "height", "width", "status", "error"]
+    return {row["file"]: row for row in rows}
+
+
+@pytest.mark.slow
+def test_predict_writes_a_mask_overlay_and_row_per_image_and_records_bad_inputs(
+    tiny_sweep: TinySweep, champion: str, tmp_path: Path
+) -> None:
+    good, errors = make_inputs(tmp_path)
+    out = tmp_path / "out"
+    proc = run_predict(
+        str(tmp_path / "scans"), str(tmp_path / "bad"), str(tmp_path / "missing.png"),
+        "--out", str(out), cwd=tmp_path, uri=tiny_sweep.uri,
+    )
+    assert proc.returncode == 1, "some inputs failed, so the exit status is not 0\n" + proc.stdout + proc.stderr[-3000:]
+    rows = read_rows(out / "predictions.csv")
+    assert set(rows) == set(good) | set(errors), "one row per input, and only image files from folders"
+
+    stems = set()
+    for file, (height, width) in good.items():
+        row = rows[file]
+        assert row["status"] == "ok" and row["error"] == "", row
+        assert (int(row["height"]), int(row["width"])) == (height, width)
+        mask = cv2.imread(row["mask"], cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (height, width), f"{file}: mask at the original size"
+        assert set(np.unique(mask)) <= {0, 255}
+        assert float(row["ggo_fraction"]) == pytest.approx((mask > 0).mean(), abs=1e-6)
+        over = cv2.imread(row["overlay"], cv2.IMREAD_UNCHANGED)
+        assert over.shape == (height, width, 3)
+        stems.add(Path(row["mask"]).name)
+    assert {"xray_mask.png", "xray-2_mask.png"} <= stems, "same stems from two folders do not overwrite each other"
+
+    for file, words in errors.items():
+        row = rows[file]
+        assert row["status"] == "error" and words in row["error"] and Path(file).name in row["error"], row
+        assert Path(file).name in proc.stderr
+    assert f"{len(good) + len(errors)} input(s): {len(good)} ok, {len(errors)} failed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dataset(
+    tiny_sweep: TinySweep, champion: str, tmp_path: Path
+) -> None:
+    from ggo.data import make_synthetic_dataset
+
+    root = make_synthetic_dataset(tmp_path / "ds", n_images=4, n_patients=4, image_size=80, seed=3)
+    out = tmp_path / "out"
+    proc = run_predict(str(root / "images"), "--score", str(root), "--out", str(out), cwd=tmp_path, uri=tiny_sweep.uri)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    rows = read_rows(out / "predictions.csv")
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows.values())
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["n_scored"] == 4 and scores["unmatched"] == []
+    assert set(scores["metrics"]) == {"dice", "dice_pooled", "iou", "precision", "recall", "specificity"}
+    assert all(0.0 <= v <= 1.0 for v in scores["metrics"].values())
+    assert "scored 4 image(s)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_generator_trained_in_mixed_bfloat16_predicts_in_float32_on_cpu(tiny_sweep: TinySweep, tmp_path: Path) -> None:
+    from ggo.predict import load_segmenter, predict_files
+
+    run = tiny_sweep.children["unet"]
+    assert run.data.tags["ggo.precision"] == PRECISION == "mixed_bfloat16"
+    segmenter = load_segmenter(f"runs:/{run.info.run_id}/model", tiny_sweep.uri)
+    for generator in segmenter.generators:
+        assert generator.dtype_policy.name == "float32"
+        assert {w.dtype for w in generator.weights} == {"float32"}
+    assert cv2.imwrite(str(tmp_path / "scan.png"), xray_like(100, 130))
+    (result,) = predict_files(segmenter, [tmp_path / "scan.png"], tmp_path / "out", keep_probabilities=True)
+    assert result.status == "ok", result.error
+    assert result.probability.dtype == np.float32 and result.probability.shape == (100, 130)
+    assert np.isfinite(result.probability).all()
+
+
+def test_a_huge_image_is_refused_from_its_header_before_decoding(tmp_path: Path) -> None:
+    # No pixel data at all: decoding would fail differently, so the size came from the header.
+    path = png_header_only(tmp_path / "huge.png", 20_000, 20_000)
+    assert 20_000 * 20_000 > MAX_PIXELS
+    with pytest.raises(ValueError, match=r"huge\.png: 20000 x 20000 pixels .* over the 100 megapixel limit"):
+        load_image(path)
+
+
+def test_folders_are_walked_for_image_files_and_missing_inputs_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    for name in ("a/1.png", "a/b/2.JPG", "a/b/3.tiff", "a/notes.txt", "a/.hidden.png"):
+        (tmp_path / name).write_bytes(b"x")
+    found = collect_inputs([tmp_path / "a", tmp_path / "a" / "1.png", tmp_path / "empty", tmp_path / "nope.png"])
+    assert [(p.relative_to(tmp_path).as_posix(), problem is None) for p, problem in found] == [
+        ("a/1.png", True), ("a/b/2.JPG", True), ("a/b/3.tiff", True), ("empty", False), ("nope.png", False),
+    ]  # fmt: skip
+    assert "no images" in found[3][1] and "no such file" in found[4][1]
+
+
+def test_scores_use_true_masks_matched_by_stem_and_skip_other_sizes(tmp_path: Path) -> None:
+    from ggo.predict import Prediction, score, truth_from_folder
+
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:, :5] = 255  # left half is GGO
+    assert cv2.imwrite(str(tmp_path / "a_mask.png"), truth) and cv2.imwrite(str(tmp_path / "b.png"), truth)
+    half = np.where(np.arange(10)[None, :] < 5, 0.9, 0.1).repeat(10, axis=0).astype(np.float32)
+    results = [
+        Prediction(file="scans/a.png", probability=half),  # perfect
+        Prediction(file="scans/b.png", probability=1 - half),  # exactly wrong
+        Prediction(file="scans/c.png", probability=half),  # no true mask
+        Prediction(file="scans/x.png", status="error", error="unreadable"),
+    ]
+    scores = score(results, truth_from_folder(tmp_path))
+    assert scores["n_scored"] == 2 and scores["unmatched"] == ["scans/c.png"]
+    assert scores["metrics"]["dice"] == pytest.approx(0.5)  # mean of 1 and 0
+    assert scores["metrics"]["recall"] == pytest.approx(0.5)
+
+
+def test_predict_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
+    assert cv2.imwrite(str(tmp_path / "scan.png"), xray_like(20, 20))
+    store = tmp_path / "none" / "mlflow.db"
+    proc = run_predict(str(tmp_path / "scan.png"), "--tracking-uri", f"sqlite:///{store}", cwd=tmp_path, uri="")
+    assert proc.returncode == 2
+    assert "models:/ggo-segmenter@champion" in proc.stderr and "python -m ggo.train" in proc.stderr
+    assert not store.parent.exists()
