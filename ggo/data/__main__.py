@@ -84,6 +84,10 @@ def fetch(cfg: dict[str, Any]) -> int:
     if (target / "structure.csv").is_file():
         print(f"the dataset is already at {target}")
         return 0
+    chosen = os.environ.get("GGO_DATA")
+    if chosen and (Path(chosen) / "structure.csv").is_file():
+        print(f"GGO_DATA={chosen} holds the dataset: nothing to fetch (unset GGO_DATA to clone into {target})")
+        return 0
     if target.exists() and any(target.iterdir()):
         print(
             f"error: {target} exists but holds no structure.csv; move it away and run fetch again, "

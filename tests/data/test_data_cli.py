@@ -62,3 +62,13 @@ def test_prepare_without_data_says_how_to_get_it(tmp_path: Path) -> None:
     result = _run(["prepare"], env, tmp_path)
     assert result.returncode == 1
     assert "python -m ggo.data fetch" in result.stderr and "GGO_DATA" in result.stderr
+
+
+def test_fetch_is_a_no_op_when_ggo_data_already_holds_the_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    root.mkdir()
+    (root / "structure.csv").write_text("Filename\n")
+    env = {"GGO_ROOT": str(tmp_path), "GGO_DATA": str(root), "GIT_TERMINAL_PROMPT": "0"}
+    result = _run(["fetch", f"url=file://{tmp_path}/no-such-repo"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to fetch" in result.stdout
