@@ -1,0 +1,152 @@
+"""``python -m ggo.bench [--quick] [--out bench.json] [...]``: see ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import ggo  # noqa: F401  loads torchvision before TensorFlow (see ggo/__init__.py)
+from ggo.bench import BenchOptions, run_bench
+
+EPILOG = """\
+sections (each has a --skip flag or --no-reference):
+  train         images/s of ggo's GAN.fit (float32 and the device's best mixed precision,
+                XLA off and on) beside the pix2pix tutorial's plain step over the same networks
+  pipeline      images/s of make_dataset(shuffle, augmentation) iterated without training
+  inference     images/s of the logged MLflow model's predict over 1024 px PNG/JPEG files
+  overhead      start-up to training (tiny config, tracking=none) and per-job overhead of a
+                3-job tiny multirun (MLflow run wall time - fit time)
+  memory        peak RSS of a 1-epoch 256 px run of the default U-Net + 70 px PatchGAN
+
+the full grid is --resolutions 128,256 --gens unet,attention_unet --precisions float32,best
+--xla off,on; --quick measures the U-Net at 128 px in float32 and the best mixed precision
+(plus that precision with XLA, without its reference), float32 rows for the Attention U-Net
+(128 px) and the U-Net (256 px), with fewer and shorter windows (under 3 minutes on 2 CPU cores).
+Any grid option given replaces the quick grid by the product of the options.
+
+timings on a shared machine are noisy: the JSON records the load average at start and end.
+
+examples:
+  python -m ggo.bench --quick
+  python -m ggo.bench --out results/bench.json
+  python -m ggo.bench --resolutions 64 --gens unet --precisions float32 --xla off --steps 2 \\
+      --windows 2 --skip-overhead --skip-memory           # a smoke run in seconds
+"""
+
+
+def _list(kind):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("give at least one value, comma-separated")
+        return [kind(t) for t in items]
+
+    return parse
+
+
+def _xla(text: str) -> bool:
+    value = text.lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"XLA setting must be on or off, got {text!r}")
+
+
+def _precision(text: str) -> str:
+    from ggo.training.precision import PRECISION_MODES
+
+    if text not in (*PRECISION_MODES, "best"):
+        raise argparse.ArgumentTypeError(f"unknown precision {text!r}; valid: best, {', '.join(PRECISION_MODES)}")
+    return text
+
+
+def _gen(text: str) -> str:
+    from ggo.models import GENERATORS
+
+    if text not in GENERATORS:
+        raise argparse.ArgumentTypeError(f"unknown generator {text!r}; valid: {', '.join(GENERATORS)}")
+    return text
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ggo.bench",
+        description="Measure ggo's training throughput (against a plain pix2pix step), input pipeline, "
+        "inference, start-up and multirun overhead, and memory on this machine; print a table and write "
+        "JSON plus markdown.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="a reduced grid and fewer windows (under 3 minutes on 2 cores)")
+    p.add_argument("--out", default="bench.json", help="the JSON file (default: bench.json); the markdown goes beside it as <stem>.md")
+    grid = p.add_argument_group("training grid")
+    grid.add_argument("--resolutions", type=_list(_positive), metavar="R[,R...]", help="image sizes (default 128,256)")
+    grid.add_argument("--gens", type=_list(_gen), metavar="G[,G...]", help="generators (default unet,attention_unet)")
+    grid.add_argument("--precisions", type=_list(_precision), metavar="P[,P...]",
+                      help="float32, mixed_bfloat16, mixed_float16, auto, or best (bfloat16 on a CPU, float16 on a GPU); "
+                      "default float32,best")  # fmt: skip
+    grid.add_argument("--xla", type=_list(_xla), metavar="off,on", help="jit_compile settings (default off,on)")
+    grid.add_argument("--base-filters", type=_positive, metavar="N", help="generator base filters (default: conf/gen, 16)")
+    grid.add_argument("--disc-base-filters", type=_positive, metavar="N", help="PatchGAN base filters (default: conf/disc/patchgan, 32)")
+    grid.add_argument("--batch-size", type=_positive, metavar="N", help="images per step (default: conf/train, 8)")
+    timing = p.add_argument_group("timing")
+    timing.add_argument("--steps", type=_positive, metavar="N", help="train steps per timed window (default 10; quick 4, 2 at 256 px)")
+    timing.add_argument("--windows", type=_positive, metavar="N", help="timed windows per row; the median counts (default 5, quick 3)")
+    timing.add_argument("--warmup-steps", type=_positive, metavar="N", help="untimed steps first (tracing, XLA compile); default 2, quick 1")
+    skip = p.add_argument_group("sections")
+    skip.add_argument("--no-reference", action="store_true", help="do not time the pix2pix reference step")
+    skip.add_argument("--skip-pipeline", action="store_true", help="do not time the input pipeline")
+    skip.add_argument("--skip-inference", action="store_true", help="do not time inference from files")
+    skip.add_argument("--skip-overhead", action="store_true", help="do not measure start-up and multirun overhead (subprocesses)")
+    skip.add_argument("--skip-memory", action="store_true", help="do not measure the peak memory of a training run (subprocess)")
+    more = p.add_argument_group("other settings")
+    more.add_argument("--inference-files", type=_positive, metavar="N", help="image files to predict (default 16, quick 6)")
+    more.add_argument("--inference-size", type=_positive, default=1024, metavar="PX", help="side of the image files (default 1024)")
+    more.add_argument("--memory-resolution", type=_positive, default=256, metavar="R", help="resolution of the memory run (default 256)")
+    more.add_argument("--multirun-jobs", type=int, default=3, metavar="N", help="jobs in the overhead multirun (default 3, at least 2)")
+    more.add_argument("--workdir", metavar="DIR", help="where temporary files go (default: the system temp dir)")
+    return p
+
+
+def options(args: argparse.Namespace) -> BenchOptions:
+    if args.multirun_jobs < 2:
+        raise SystemExit("--multirun-jobs must be at least 2 (the first job and the later ones are reported apart)")
+    return BenchOptions(
+        quick=args.quick, resolutions=args.resolutions, gens=args.gens, precisions=args.precisions, xla=args.xla,
+        base_filters=args.base_filters, disc_base_filters=args.disc_base_filters, batch_size=args.batch_size,
+        steps=args.steps, windows=args.windows, warmup_steps=args.warmup_steps, reference=not args.no_reference,
+        pipeline=not args.skip_pipeline, inference=not args.skip_inference, overhead=not args.skip_overhead,
+        memory=not args.skip_memory, inference_files=args.inference_files, inference_size=args.inference_size,
+        memory_resolution=args.memory_resolution, multirun_jobs=args.multirun_jobs, workdir=args.workdir,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from ggo.bench import report
+
+    result = run_bench(options(args))
+    json_path, md_path = report.write_reports(result, args.out)
+    print()
+    print("\n".join(report.machine_lines(result["machine"])))
+    print()
+    print(report.train_table(result["train"]))
+    print()
+    print("\n".join(report.summary_lines(result)))
+    print()
+    print("\n".join(report.target_lines(result["targets"])))
+    print(f"\nwrote {json_path} and {md_path} ({result['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
