@@ -151,6 +151,8 @@ class TrainConfig:
     jit_compile: bool = False
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    resume_from: Optional[str] = None  # a checkpoint.weights.h5 to start from (a Hyperband trial continuing its parent)
+    initial_epoch: int = 0  # epochs already done by that checkpoint; training runs initial_epoch+1 .. epochs
 
 
 @dataclass
@@ -180,6 +182,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     objective: str = "val/dice"
+    trial_id: Optional[str] = None  # set by the Keras Tuner sweeper; tagged ggo.trial_id on the run
 
 
 def register() -> None:

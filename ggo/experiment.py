@@ -57,6 +57,7 @@ def run_job(
         "resolution": config["preprocess"]["resolution"],
         "fold": config["data"]["fold"],
         "data": config["data"]["name"],
+        **({"ggo.trial_id": config["trial_id"]} if config.get("trial_id") is not None else {}),
         **(tags or {}),
     }
     tracker = open_tracker(config["tracking"], run_name=run_name, tags=run_tags, parent_run_id=parent_run_id)
@@ -155,10 +156,24 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     callbacks: list[Any] = [RaiseOnNonFinite(), best, logger]
     if int(t["patience"]) > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=int(t["patience"])))
+    # -- resume (a Keras Tuner Hyperband trial continuing its parent trial's checkpoint) --------
+    initial_epoch = int(t.get("initial_epoch", 0))
+    if not 0 <= initial_epoch < epochs:
+        raise ValueError(f"train.initial_epoch={initial_epoch}: must be in 0..{epochs - 1} (train.epochs={epochs})")
+    if t.get("resume_from"):
+        gan.load_weights(str(t["resume_from"]))
+        tracker.set_tags({"ggo.resumed_from": t["resume_from"], "ggo.initial_epoch": initial_epoch})
+        if len(val):  # the loaded generator's score, computed as the final val/dice is: the parent's, exactly
+            ev = config.get("eval", {})
+            probs = predict_probs(generator, val.images, tta_flip=bool(ev.get("tta_flip")))
+            resumed = evaluate(val.masks, postprocess_probs(probs, int(ev.get("min_component_px", 0))))
+            tracker.log_metrics({"val/dice_resumed": float(resumed["dice"])}, step=initial_epoch)
+    # -----------------------------------------------------------------------------------------------
     fit_started = time.perf_counter()
-    gan.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
+    gan.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - fit_started
     best.restore()
+    gan.save_weights(str(workdir / "checkpoint.weights.h5"))  # best generator; what a continued trial resumes from
 
     # Final evaluation of the best checkpoint, on the full val and test sets.
     ev = config.get("eval", {})

@@ -32,6 +32,7 @@ class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.uri: str | None = None
+        self.job_env: dict[str, str] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         LAST_SWEEP.update(failed=0, parent_run_id=None)
@@ -54,11 +55,25 @@ class MlflowSweepCallback(Callback):
             },
         )
         LAST_SWEEP["parent_run_id"] = self.parent_run_id
-        os.environ[tracking.PARENT_ENV] = self.parent_run_id
-        os.environ[tracking.SWEEP_ENV] = sweep_id
-        os.environ[tracking.SWEEP_OVERRIDES_ENV] = "\n".join(overrides)
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
+        self.job_env = {
+            tracking.PARENT_ENV: self.parent_run_id,
+            tracking.SWEEP_ENV: sweep_id,
+            tracking.SWEEP_OVERRIDES_ENV: "\n".join(overrides),
+            "MLFLOW_TRACKING_URI": self.uri,
+        }
+        os.environ.update(self.job_env)
         print(f"[ggo] sweep {sweep_id}: parent MLflow run {self.parent_run_id}", flush=True)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Give the job the sweep's parent run id (and sweep id, overrides, tracking URI).
+
+        Jobs in this process or its children (basic and joblib launchers, a Ray instance this
+        sweep starts) inherit them from ``os.environ``; a job on a Ray cluster that was running
+        before the sweep (``hydra.launcher.ray.init.address=...``) does not, and would become an
+        orphan run. Hydra pickles this callback with the job, so its ids travel to the worker.
+        """
+        if self.job_env:
+            os.environ.update(self.job_env)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.parent_run_id or not self.uri:
@@ -69,6 +84,7 @@ class MlflowSweepCallback(Callback):
         finally:
             for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
+            self.job_env = {}
         print_ui_hint(self.uri, self.parent_run_id)
 
 

@@ -1,0 +1,87 @@
+"""The ``hydra/sweeper=keras_tuner`` config (registered in Hydra's ConfigStore on import).
+
+Hydra imports this module when it scans the ``hydra_plugins`` namespace, so the option exists for
+``python -m ggo.train -m hydra/sweeper=keras_tuner`` and for presets that
+``override /hydra/sweeper: keras_tuner``.
+
+No ``from __future__ import annotations`` here: Hydra's plugin scanner executes this module before
+it is in ``sys.modules``, where dataclasses cannot resolve string annotations.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class OracleName(str, Enum):
+    random = "random"
+    bayesian = "bayesian"
+    hyperband = "hyperband"
+
+
+class Direction(str, Enum):
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class KerasTunerSweeperConf:
+    """A Keras Tuner search run through Hydra's launcher (basic, joblib, ray, ...).
+
+    ``params`` maps a config key (or a group: ``gen``, ``loss``) to its search space:
+    ``{type: choice, values: [a, b]}`` (or a plain list), ``{type: int, min, max, step}``,
+    ``{type: float, min, max, sampling: log|linear}``, ``{type: boolean}``; a string uses Hydra's
+    sweep syntax (``a,b`` or ``choice(a,b)`` -> choice, ``interval(0,1)`` -> float, a single value
+    -> fixed for every trial). A ``key=a,b`` sweep on the command line joins the space; a plain
+    ``key=value`` on the command line fixes that key (it leaves the space).
+    """
+
+    _target_: str = "hydra_plugins.ggo_keras_tuner_sweeper.keras_tuner_sweeper.KerasTunerSweeper"
+
+    oracle: OracleName = OracleName.hyperband
+    # The value the task returns (ggo's task returns its config key ``objective``; they must agree).
+    objective: str = "val/dice"
+    direction: Direction = Direction.max
+    # Trials created by this search, counted over every invocation of the same directory
+    # (null: until the oracle stops, e.g. at the end of Hyperband's schedule).
+    max_trials: Optional[int] = 10
+    # Trials asked from the oracle and launched together as one batch of the launcher.
+    n_parallel: int = 1
+    # The oracle's random seed (Keras Tuner treats null and 0 as "pick one").
+    seed: Optional[int] = None
+
+    # Hyperband: the budget is ``budget_key`` (epochs); a continued trial resumes from its parent's checkpoint.
+    max_epochs: int = 10
+    factor: int = 3
+    hyperband_iterations: int = 1
+    # Bayesian optimisation: random trials before the Gaussian process takes over (null: 3 x dimensions).
+    num_initial_points: Optional[int] = None
+
+    # Stop the search after this many failed trials in a row (0: never).
+    max_consecutive_failed_trials: int = 3
+
+    # Oracle state: <directory>/<project_name>. Rerunning the same command resumes the search;
+    # null -> multirun/keras_tuner under the directory the command runs in.
+    directory: Optional[str] = None
+    project_name: str = "search"
+    # Start afresh, deleting the state of an earlier search with the same directory and name.
+    overwrite: bool = False
+
+    # How a trial talks to the task (ggo's keys; null switches one off).
+    budget_key: Optional[str] = "train.epochs"
+    initial_epoch_key: Optional[str] = "train.initial_epoch"
+    resume_key: Optional[str] = "train.resume_from"
+    checkpoint: str = "checkpoint.weights.h5"  # the file a job leaves in its output dir
+    trial_id_key: Optional[str] = "trial_id"
+
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper",
+    name="keras_tuner",
+    node=KerasTunerSweeperConf,
+    provider="ggo_keras_tuner_sweeper",
+)
