@@ -53,7 +53,7 @@ def run_job(
     run_tags = {
         "gen": config["gen"]["name"],
         "disc": config["disc"]["name"],
-        "loss": _loss_label(config["loss"]),
+        "loss": _loss_label(config["loss"], adversarial=config["disc"]["name"] != "none"),
         "resolution": config["preprocess"]["resolution"],
         "fold": config["data"]["fold"],
         "data": config["data"]["name"],
@@ -80,9 +80,11 @@ def run_job(
     return float(metrics.get(config.get("objective", "val/dice"), float("nan")))
 
 
-def _loss_label(loss: Mapping[str, Any]) -> str:
+def _loss_label(loss: Mapping[str, Any], *, adversarial: bool = True) -> str:
+    """``l1+dice+adv_bce``: the active terms (no adversarial term without a discriminator)."""
     parts = [name for name in ("l1", "bce", "dice") if loss.get(name, 0) > 0]
-    return "+".join(parts) + (f"+adv_{loss['adversarial_mode']}" if loss.get("adversarial", 0) > 0 else "")
+    adv = adversarial and loss.get("adversarial", 0) > 0
+    return "+".join(parts) + (f"+adv_{loss['adversarial_mode']}" if adv else "")
 
 
 def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path) -> dict[str, float]:
@@ -216,7 +218,7 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
 
 def _title(config: Mapping[str, Any]) -> str:
     return (
-        f"{config['gen']['name']} + {config['disc']['name']} / {_loss_label(config['loss'])} / "
+        f"{config['gen']['name']} + {config['disc']['name']} / {_loss_label(config['loss'], adversarial=config['disc']['name'] != 'none')} / "
         f"{config['preprocess']['resolution']} px / fold {config['data']['fold']}"
     )
 
