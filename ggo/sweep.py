@@ -54,7 +54,7 @@ class MlflowSweepCallback(Callback):
                 **tracking.git_state(),
             },
         )
-        LAST_SWEEP["parent_run_id"] = self.parent_run_id
+        LAST_SWEEP.update(parent_run_id=self.parent_run_id, uri=self.uri, ended=False)
         self.job_env = {
             tracking.PARENT_ENV: self.parent_run_id,
             tracking.SWEEP_ENV: sweep_id,
@@ -80,12 +80,19 @@ class MlflowSweepCallback(Callback):
             return
         try:
             failed = summarize(self.uri, self.parent_run_id, objective=config.objective)
-            LAST_SWEEP["failed"] = failed
+            LAST_SWEEP.update(failed=failed, ended=True)
         finally:
             for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
             self.job_env = {}
         print_ui_hint(self.uri, self.parent_run_id)
+
+
+def mark_interrupted() -> None:
+    """An interrupted sweep's parent run ends KILLED (its finished children stay as they are)."""
+    if LAST_SWEEP.get("parent_run_id") and not LAST_SWEEP.get("ended"):
+        tracking.set_status(LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"], "KILLED")
+        LAST_SWEEP["ended"] = True
 
 
 def print_ui_hint(uri: str, run_id: str | None = None) -> None:
