@@ -31,6 +31,17 @@ SWEEP_TAG = "ggo.sweep_id"
 ERROR_TAG = "ggo.error"
 
 
+def client_for(uri: str) -> Any:
+    """An MlflowClient whose tracking *and* registry point at ``uri``.
+
+    MlflowClient(uri) alone takes its registry from the process-wide tracking URI, so after any
+    ``mlflow.set_tracking_uri(other)`` in the same process, registry calls would go to ``other``.
+    """
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def resolve_uri(uri: str | None) -> str:
     """``None`` -> the project's SQLite store; anything else is used as given."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
@@ -50,7 +61,7 @@ def ensure_store(uri: str | None = None) -> str:
     uri = resolve_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    client_for(uri).search_experiments(max_results=1)
     return uri
 
 
@@ -58,7 +69,7 @@ def experiment_id(uri: str, name: str) -> str:
     """The id of experiment ``name``, created (race-safe) if missing."""
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = client_for(uri)
     for attempt in range(5):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
@@ -195,7 +206,7 @@ class MlflowTracker(Tracker):
         if self._mlflow.active_run() is not None and self._mlflow.active_run().info.run_id == self.run_id:
             self._mlflow.end_run(status=status)
         else:
-            self._mlflow.MlflowClient(self.uri).set_terminated(self.run_id, status=status)
+            client_for(self.uri).set_terminated(self.run_id, status=status)
 
 
 def open_tracker(
@@ -226,7 +237,7 @@ def create_run(uri: str, experiment: str, *, run_name: str, tags: Mapping[str, A
     """Create a run without making it active (a sweep's parent); returns its id."""
     import mlflow
 
-    run = mlflow.MlflowClient(uri).create_run(experiment_id(uri, experiment), run_name=run_name, tags=dict(tags))
+    run = client_for(uri).create_run(experiment_id(uri, experiment), run_name=run_name, tags=dict(tags))
     return run.info.run_id
 
 
@@ -234,13 +245,13 @@ def set_status(uri: str, run_id: str, status: str) -> None:
     """End run ``run_id`` with ``status`` (FINISHED, FAILED, KILLED)."""
     import mlflow
 
-    mlflow.MlflowClient(uri).set_terminated(run_id, status=status)
+    client_for(uri).set_terminated(run_id, status=status)
 
 
 def experiment_of(uri: str, run_id: str) -> str:
     import mlflow
 
-    return mlflow.MlflowClient(uri).get_run(run_id).info.experiment_id
+    return client_for(uri).get_run(run_id).info.experiment_id
 
 
 # --- reading runs back (sweep summaries, promotion) -------------------------------------------
@@ -250,7 +261,7 @@ def child_runs(uri: str, parent_run_id: str) -> list[Any]:
     """All runs whose parent is ``parent_run_id``, oldest first."""
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = client_for(uri)
     parent = client.get_run(parent_run_id)
     return list(
         reversed(
@@ -267,7 +278,7 @@ def metric_history(uri: str, run_id: str, key: str) -> list[float]:
     """The values of ``key`` ordered by step."""
     import mlflow
 
-    hist = mlflow.MlflowClient(uri).get_metric_history(run_id, key)
+    hist = client_for(uri).get_metric_history(run_id, key)
     return [m.value for m in sorted(hist, key=lambda m: (m.step, m.timestamp))]
 
 
@@ -305,7 +316,7 @@ def get_run(uri: str, run_id: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.MlflowClient(uri).get_run(run_id)
+        return client_for(uri).get_run(run_id)
     except MlflowException as exc:
         raise LookupError(f"no MLflow run {run_id!r} in the store at {uri}: {exc.message}") from None
 
@@ -314,7 +325,7 @@ def find_experiment(uri: str, name: str) -> Any | None:
     """Experiment ``name`` (None when missing or deleted); unlike :func:`experiment_id` never creates it."""
     import mlflow
 
-    exp = mlflow.MlflowClient(uri).get_experiment_by_name(name)
+    exp = client_for(uri).get_experiment_by_name(name)
     return exp if exp is not None and exp.lifecycle_stage == "active" else None
 
 
@@ -322,7 +333,7 @@ def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "") ->
     """Every active run of ``experiment_ids`` matching ``filter_string``, newest first (all pages)."""
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = client_for(uri)
     runs: list[Any] = []
     token = None
     while True:
@@ -341,7 +352,7 @@ def runs_with_model(uri: str, experiment_ids: list[str], model_name: str = MODEL
     """
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = client_for(uri)
     found: dict[str, Any] = {}
     token = None
     while True:
@@ -365,7 +376,7 @@ def model_version_by_alias(uri: str, name: str, alias: str = CHAMPION) -> Any | 
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.MlflowClient(uri).get_model_version_by_alias(name, alias)
+        return client_for(uri).get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
@@ -374,7 +385,7 @@ def model_versions_of_run(uri: str, name: str, run_id: str) -> list[Any]:
     """Versions of registered model ``name`` created from run ``run_id``, newest first."""
     import mlflow
 
-    versions = mlflow.MlflowClient(uri).search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    versions = client_for(uri).search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
 
@@ -395,7 +406,7 @@ def set_model_version_tags(uri: str, name: str, version: str, tags: Mapping[str,
     """Tag one model version (values as strings)."""
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = client_for(uri)
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, str(value)[:5000])
 
@@ -404,7 +415,7 @@ def set_alias(uri: str, name: str, version: str, alias: str = CHAMPION) -> None:
     """Point ``alias`` of registered model ``name`` at ``version``."""
     import mlflow
 
-    mlflow.MlflowClient(uri).set_registered_model_alias(name, alias, str(version))
+    client_for(uri).set_registered_model_alias(name, alias, str(version))
 
 
 def load_pyfunc(uri: str, model_uri: str) -> Any:

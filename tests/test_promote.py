@@ -24,7 +24,7 @@ def run_promote(*args: str) -> subprocess.CompletedProcess:
 
 
 def champion_version(uri: str, name: str):
-    return mlflow.MlflowClient(uri).get_model_version_by_alias(name, "champion")
+    return mlflow.MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(name, "champion")
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_promote_again_keeps_the_champion_and_registers_nothing(tiny_sweep: Tiny
     second = promote(uri, name="idempotent")
     assert (first.action, second.action) == ("promoted", "unchanged")
     assert second.version == first.version
-    assert len(mlflow.MlflowClient(uri).search_model_versions("name = 'idempotent'")) == 1
+    assert len(mlflow.MlflowClient(uri, registry_uri=uri).search_model_versions("name = 'idempotent'")) == 1
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def _champion_outside_the_candidates(sweep: TinySweep, tmp_path: Path, name: str
     """A store whose champion (the best run) has since been deleted from the experiment."""
     uri = copy_store(sweep, tmp_path)
     assert promote(uri, name=name).run_id == sweep.best_child().info.run_id
-    mlflow.MlflowClient(uri).delete_run(sweep.best_child().info.run_id)
+    mlflow.MlflowClient(uri, registry_uri=uri).delete_run(sweep.best_child().info.run_id)
     return uri
 
 
@@ -103,7 +103,7 @@ def test_promote_refuses_to_replace_a_better_champion(tiny_sweep: TinySweep, tmp
     assert proc.returncode != 0
     assert "--force" in proc.stdout + proc.stderr and "refused" in proc.stdout
     assert champion_version(uri, "guarded").version == before.version
-    assert len(mlflow.MlflowClient(uri).search_model_versions("name = 'guarded'")) == 1, "nothing registered"
+    assert len(mlflow.MlflowClient(uri, registry_uri=uri).search_model_versions("name = 'guarded'")) == 1, "nothing registered"
 
 
 @pytest.mark.slow
@@ -120,7 +120,7 @@ def test_force_replaces_a_better_champion(tiny_sweep: TinySweep, tmp_path: Path)
 @pytest.mark.slow
 def test_failed_runs_and_runs_without_a_model_are_never_promoted(tiny_sweep: TinySweep, tmp_path: Path) -> None:
     uri = copy_store(tiny_sweep, tmp_path)
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     best, worst = tiny_sweep.best_child(), tiny_sweep.worst_child()
     client.set_terminated(best.info.run_id, "FAILED")  # it logged a model, then failed
 
@@ -143,7 +143,7 @@ def test_a_sweep_parent_that_logged_an_ensemble_model_can_be_promoted(tiny_sweep
     mlflow.set_tracking_uri(uri)
     generators = []
     for i, run_id in enumerate(tiny_sweep.child_ids):
-        model_id = mlflow.MlflowClient(uri).search_logged_models(
+        model_id = mlflow.MlflowClient(uri, registry_uri=uri).search_logged_models(
             [tiny_sweep.experiment_id], filter_string=f"source_run_id = '{run_id}'"
         )[0].model_id
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_id}", dst_path=str(tmp_path / f"m{i}")))
