@@ -29,10 +29,7 @@ from ggo import sweep, tracking
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def task(cfg: DictConfig) -> float:
     """Hydra task: one run. Returns the objective (NaN when the run failed inside a sweep)."""
-    # -- backend (issue 9): choose Keras' backend before anything imports keras -------------
-    select_backend(str(getattr(cfg.train.backend, "value", cfg.train.backend)))
-    from ggo.experiment import run_job  # imports keras: only after the backend is chosen
-    # ----------------------------------------------------------------------------------------
+    from ggo.experiment import run_job  # imports keras: keep start-up of --help light
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     overrides = [o for o in hc.overrides.task]
@@ -52,29 +49,6 @@ def task(cfg: DictConfig) -> float:
     return value
 
 
-# -- backend (issue 9) ----------------------------------------------------------------------
-def select_backend(backend: str) -> None:
-    """Make Keras run on ``backend`` (``train.backend``): ``tensorflow`` or ``jax``.
-
-    Keras reads ``KERAS_BACKEND`` once, when it is first imported, so this sets it before any
-    import of keras. A process whose keras is already loaded with another backend (a multirun
-    that switches backends between jobs of one process) cannot switch: that raises.
-    """
-    loaded = sys.modules.get("keras")
-    if loaded is not None:
-        current = loaded.backend.backend()
-        if current != backend:
-            raise RuntimeError(
-                f"train.backend={backend}, but this process already runs Keras on {current!r} "
-                "(Keras picks its backend once, at import). Run one command per backend "
-                f"(python -m ggo.train train.backend={backend} ...), or give each job its own "
-                "process with the joblib launcher (hydra/launcher=joblib); with a sweeper that "
-                f"imports keras itself, set KERAS_BACKEND={backend} in the environment too."
-            )
-    os.environ["KERAS_BACKEND"] = backend
-
-
-# ----------------------------------------------------------------------------------------------
 def run_name(overrides: list[str], sweep_overrides: str | None) -> str:
     """A job's name: in a sweep, only the overrides that vary (``gen=unet``); else all of them."""
     if sweep_overrides is not None:
