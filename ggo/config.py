@@ -74,6 +74,13 @@ class Schedule(str, Enum):
     step = "step"
 
 
+class Backend(str, Enum):
+    """Keras backend of a run: ``ggo.train`` sets KERAS_BACKEND from ``train.backend``."""
+
+    tensorflow = "tensorflow"
+    jax = "jax"
+
+
 @dataclass
 class GenConfig:
     name: GenName = GenName.unet
@@ -83,6 +90,7 @@ class GenConfig:
     norm: Norm = Norm.batch
     dropout: float = 0.0
     upsampling: Upsampling = Upsampling.transpose
+    lung_head: bool = False  # also predict the lungs; GGO is gated by them at inference
 
 
 @dataclass
@@ -102,6 +110,7 @@ class LossConfig:
     bce: float = 0.0
     dice: float = 0.0
     label_smoothing: float = 0.0
+    lung: float = 100.0  # weight of the lung head's BCE (used with gen.lung_head only)
 
 
 @dataclass
@@ -153,6 +162,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     resume_from: Optional[str] = None  # a checkpoint.weights.h5 to start from (a Hyperband trial continuing its parent)
     initial_epoch: int = 0  # epochs already done by that checkpoint; training runs initial_epoch+1 .. epochs
+    backend: Backend = Backend.tensorflow  # Keras backend (tensorflow | jax); JAX trains without TensorFlow
 
 
 @dataclass
@@ -169,6 +179,7 @@ class TrackingConfig:
 class EvalConfig:
     tta_flip: bool = False
     min_component_px: int = 0
+    threshold: float = 0.5  # probability above which a pixel is GGO; CV sweeps choose it on val
 
 
 @dataclass
@@ -229,9 +240,12 @@ def validate(cfg: dict[str, Any]) -> None:
     for key, value in cfg["loss"].items():
         if key != "adversarial_mode":
             need(value >= 0, f"loss.{key}", value, "must be >= 0")
+    if cfg["gen"].get("lung_head"):
+        need(cfg["loss"]["lung"] > 0, "loss.lung", cfg["loss"]["lung"], "must be > 0 with gen.lung_head=true (the lung head learns from it)")
     need(cfg["loss"]["label_smoothing"] < 1.0, "loss.label_smoothing", cfg["loss"]["label_smoothing"], "must be < 1")
     seg = sum(cfg["loss"][k] for k in ("l1", "bce", "dice"))
     need(seg > 0, "loss", "l1+bce+dice=0", "at least one of loss.l1, loss.bce, loss.dice must be > 0")
+    need(0.0 < cfg["eval"]["threshold"] < 1.0, "eval.threshold", cfg["eval"]["threshold"], "must be in (0, 1)")
     need(cfg["eval"]["min_component_px"] >= 0, "eval.min_component_px", cfg["eval"]["min_component_px"], "must be >= 0")
     need(0.0 < data["test_fraction"] < 1.0, "data.test_fraction", data["test_fraction"], "must be in (0, 1)")
     need(data["folds"] >= 2, "data.folds", data["folds"], "must be >= 2")

@@ -102,8 +102,18 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     tracker.log_dict(config, "config.yaml")
 
     started = time.perf_counter()
+    # GAN/make_dataset (ggo.training) are the JAX or the TensorFlow ones, per Keras' backend.
+    from ggo.training import set_random_seed  # keras.utils' would import TensorFlow under JAX
+
+    backend, wanted = keras.backend.backend(), t.get("backend", "tensorflow")
+    if backend != wanted:
+        raise RuntimeError(
+            f"train.backend={wanted}, but Keras runs on {backend!r} in this process: set "
+            f"KERAS_BACKEND={wanted} before anything imports keras (python -m ggo.train does so)"
+        )
+    tracker.set_tags({"ggo.backend": backend})
     policy = set_precision(t["precision"])
-    keras.utils.set_random_seed(int(t["seed"]))
+    set_random_seed(int(t["seed"]))
     cache = prepare_from_config(config["data"], config["preprocess"], progress=True)
     splits = cache.split(int(config["data"]["fold"]))
     train, val, test = splits["train"], splits["val"], splits["test"]
@@ -112,6 +122,7 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     print(f"[ggo] data: {len(train)} train / {len(val)} val / {len(test)} test images at {res} px; precision {policy}", flush=True)
 
     gen_opts = {k: v for k, v in g.items() if k != "name"}
+    lung_head = bool(g.get("lung_head", False))
     disc_opts = {k: v for k, v in d.items() if k != "name"}
     generator = build_generator(g["name"], res, **gen_opts)
     discriminator = build_discriminator(d["name"], res, **disc_opts)
@@ -135,15 +146,17 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
         l1_weight=float(loss["l1"]),
         bce_weight=float(loss["bce"]),
         dice_weight=float(loss["dice"]),
+        lung_weight=float(loss.get("lung", 0.0)) if lung_head else 0.0,
         adversarial_mode=loss["adversarial_mode"],
         label_smoothing=float(loss["label_smoothing"]),
         d_steps=int(t["d_steps"]),
         jit_compile=bool(t["jit_compile"]),
     )
     train_ds = make_dataset(
-        train.images, train.masks, batch_size=batch, shuffle=True, augment=AugmentConfig(**t["augment"]), seed=int(t["seed"])
-    )
-    val_ds = make_dataset(val.images, val.masks, batch_size=batch)
+        train.images, train.targets(lung_head), batch_size=batch, shuffle=True, augment=AugmentConfig(**t["augment"]),
+        seed=int(t["seed"]),
+    )  # fmt: skip
+    val_ds = make_dataset(val.images, val.targets(lung_head), batch_size=batch)
 
     n_show = min(int(config["tracking"].get("n_images", 4)), len(val))
     logger = EpochLogger(
@@ -168,7 +181,8 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
         if len(val):  # the loaded generator's score, computed as the final val/dice is: the parent's, exactly
             ev = config.get("eval", {})
             probs = predict_probs(generator, val.images, tta_flip=bool(ev.get("tta_flip")))
-            resumed = evaluate(val.masks, postprocess_probs(probs, int(ev.get("min_component_px", 0))))
+            thr = float(ev.get("threshold", 0.5))
+            resumed = evaluate(val.masks, postprocess_probs(probs, int(ev.get("min_component_px", 0)), thr), thr)
             tracker.log_metrics({"val/dice_resumed": float(resumed["dice"])}, step=initial_epoch)
     # -----------------------------------------------------------------------------------------------
     fit_started = time.perf_counter()
@@ -181,11 +195,12 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
     ev = config.get("eval", {})
     val_probs = predict_probs(generator, val.images, tta_flip=bool(ev.get("tta_flip")))
     test_probs = predict_probs(generator, test.images, tta_flip=bool(ev.get("tta_flip")))
-    min_px = int(ev.get("min_component_px", 0))
+    min_px, threshold = int(ev.get("min_component_px", 0)), float(ev.get("threshold", 0.5))
     final: dict[str, float] = {}
     for split, probs, data in (("val", val_probs, val), ("test", test_probs, test)):
         if len(data):
-            final.update({f"{split}/{k}": float(v) for k, v in evaluate(data.masks, postprocess_probs(probs, min_px)).items()})
+            scores = evaluate(data.masks, postprocess_probs(probs, min_px, threshold), threshold)
+            final.update({f"{split}/{k}": float(v) for k, v in scores.items()})
     final["train/epochs_run"] = float(logger.epochs_run)
     final["train/best_epoch"] = float(best.best_epoch)
     final["train/seconds"] = fit_seconds
@@ -230,7 +245,7 @@ def _serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
         "fit": p["fit"],
         "clahe": bool(p["clahe"]),
         "clahe_clip": float(p["clahe_clip"]),
-        "threshold": 0.5,
+        "threshold": float(config.get("eval", {}).get("threshold", 0.5)),
         "tta_flip": bool(config.get("eval", {}).get("tta_flip", False)),
         "min_component_px": int(config.get("eval", {}).get("min_component_px", 0)),
         "gen": config["gen"]["name"],

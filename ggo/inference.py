@@ -17,19 +17,32 @@ def sigmoid(x: Any) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x)).astype(np.float32)
 
 
+def gated_probs(logits: Any) -> np.ndarray:
+    """GGO probabilities (N, R, R, 1) from generator logits (N, R, R, 1 or 2).
+
+    With a lung head (2 channels) the lungs are a prior: P(GGO) x P(lung), so GGO predicted
+    where the network sees no lung (shoulders, neck, abdomen) fades out.
+    """
+    p = sigmoid(logits)
+    if p.shape[-1] == 2:
+        return p[..., :1] * p[..., 1:2]
+    return p
+
+
 def predict_probs(generator: Any, images: np.ndarray, batch_size: int = 8, *, tta_flip: bool = False) -> np.ndarray:
-    """Probability maps (N, R, R, 1) float32 for preprocessed ``images``.
+    """GGO probability maps (N, R, R, 1) float32 for preprocessed ``images``.
 
     ``tta_flip`` averages with the prediction of the horizontally flipped image (flipped back).
+    A generator with a lung head is gated by its lungs (:func:`gated_probs`).
     """
     if len(images) == 0:
-        return np.zeros_like(images, dtype=np.float32)
+        return np.zeros((*images.shape[:-1], 1), dtype=np.float32)
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size]
-        p = sigmoid(generator(x, training=False))
+        p = gated_probs(generator(x, training=False))
         if tta_flip:
-            p = 0.5 * (p + sigmoid(generator(x[:, :, ::-1], training=False))[:, :, ::-1])
+            p = 0.5 * (p + gated_probs(generator(x[:, :, ::-1], training=False))[:, :, ::-1])
         out.append(p)
     return np.concatenate(out).astype(np.float32)
 

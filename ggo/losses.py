@@ -3,6 +3,10 @@
 ``keras.ops`` only. Every function casts its inputs to float32 first, so the losses stay in
 float32 under a mixed precision policy, and works on logits with the numerically stable forms
 (no ``log(sigmoid(x))``). Masks ``y_true`` are (B, H, W, 1) with values in [0, 1].
+
+A generator with a lung head (``gen.lung_head``) emits (B, H, W, 2) logits, GGO then lungs, and
+trains on (B, H, W, 3) targets: GGO mask, lung mask, lung weight (0 where the lung annotation is
+missing or incomplete). :func:`heads_loss` splits them; every other loss sees one channel.
 """
 
 from __future__ import annotations
@@ -92,8 +96,43 @@ def segmentation_loss(y_true, logits, *, bce: float = 0.0, l1: float = 100.0, di
     return total, parts
 
 
+def lung_loss(targets, logits):
+    """Weighted BCE of the lung head: ``targets`` (B, H, W, 3) = GGO, lung, weight; ``logits``
+    (B, H, W, 2). The mean over pixels of weight 1 (0 when every weight is 0)."""
+    t, x = _f32(targets), _f32(logits)
+    weight = t[..., 2:3]
+    per_pixel = bce_elementwise(t[..., 1:2], x[..., 1:2]) * weight
+    return ops.sum(per_pixel) / ops.maximum(ops.sum(weight), 1.0)
+
+
+def heads_loss(targets, logits, *, bce: float = 0.0, l1: float = 100.0, dice: float = 0.0, lung: float = 0.0):
+    """:func:`segmentation_loss` on the GGO channel, plus ``lung`` x :func:`lung_loss` when the
+    generator has a lung head (2-channel logits, 3-channel targets).
+
+    Returns ``(total, parts)`` with ``parts["lung"]`` the unweighted lung term (0 without a head).
+    """
+    if lung < 0:
+        raise ValueError(f"Loss weight lung={lung} must be >= 0")
+    heads = logits.shape[-1]
+    if heads not in (1, 2):
+        raise ValueError(f"generator logits must have 1 (GGO) or 2 (GGO, lungs) channels, got {heads}")
+    if heads == 2 and targets.shape[-1] != 3:
+        raise ValueError(
+            f"a lung head trains on (B, H, W, 3) targets (GGO, lungs, lung weight), got {tuple(targets.shape)}"
+        )
+    total, parts = segmentation_loss(targets[..., :1], logits[..., :1], bce=bce, l1=l1, dice=dice)
+    if heads == 2:
+        parts["lung"] = lung_loss(targets, logits)
+        total = total + lung * parts["lung"]
+    else:
+        parts["lung"] = ops.zeros((), "float32")
+    return total, parts
+
+
 __all__ = [
     "ADVERSARIAL_MODES",
+    "heads_loss",
+    "lung_loss",
     "adversarial_loss",
     "bce_elementwise",
     "bce_from_logits",

@@ -1,6 +1,6 @@
-"""Postprocessing of predicted masks (numpy and OpenCV): small-component removal.
+"""Postprocessing of predicted masks (numpy and OpenCV): the threshold and small-component removal.
 
-Chosen on validation folds only (``ggo.sweep.summarize_cv``), never on the test patients.
+Both are chosen on validation folds only (``ggo.sweep.summarize_cv``), never on the test patients.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import numpy as np
 
 #: Candidate minimum component sizes, as a fraction of the image area (0: keep everything).
 MIN_COMPONENT_FRACTIONS = (0.0, 0.0005, 0.001, 0.002, 0.004, 0.008)
+#: Candidate probability thresholds (a fold ensemble's mean map is rarely calibrated at 0.5).
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def remove_small_components(mask: np.ndarray, min_px: int) -> np.ndarray:
@@ -58,3 +60,27 @@ def choose_min_component(
         scores[size] = float(np.mean(values))
     best = max(scores, key=lambda s: (scores[s], -s))
     return best, scores
+
+
+def choose_postprocess(
+    folds: Iterable[tuple[np.ndarray, np.ndarray]],
+    resolution: int,
+    thresholds: Sequence[float] = THRESHOLDS,
+    metric: str = "dice",
+) -> tuple[float, int, dict[str, float]]:
+    """The (threshold, minimum component size) that maximise the mean ``metric`` over
+    validation folds ``(masks, probs)``.
+
+    Returns the threshold, the size, and the mean score of every pair keyed ``"<t>/<px>"``. Ties
+    keep the threshold nearest 0.5, then the smaller size.
+    """
+    from ggo.metrics import evaluate
+
+    folds = list(folds)
+    scores: dict[tuple[float, int], float] = {}
+    for t in thresholds:
+        for size in candidate_sizes(resolution):
+            values = [evaluate(masks, postprocess_probs(probs, size, t), t)[metric] for masks, probs in folds]
+            scores[(float(t), size)] = float(np.mean(values))
+    t, size = max(scores, key=lambda k: (scores[k], -abs(k[0] - 0.5), -k[1]))
+    return t, size, {f"{k[0]:g}/{k[1]}": v for k, v in scores.items()}

@@ -225,12 +225,15 @@ def fold_statistics(runs: list[Any]) -> dict[str, float]:
     return stats
 
 
-def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict[str, float], dict[str, Any], int, dict[int, float]]:
+def ensemble_test_metrics(
+    uri: str, runs: list[Any], workdir: str
+) -> tuple[dict[str, float], dict[str, Any], tuple[float, int], dict[str, float]]:
     """Score the fold ensemble on the test patients.
 
-    The minimum predicted-component size is chosen on the validation folds only (each fold's val
-    probability maps against its own val masks), then applied to the mean of the folds' test
-    probability maps. Returns (test metrics, the run config, chosen size, val score per size).
+    The threshold and the minimum predicted-component size are chosen on the validation folds
+    only (each fold's val probability maps against its own val masks), then applied to the mean
+    of the folds' test probability maps. Returns (test metrics, the run config, the chosen
+    (threshold, size), mean val dice per ``"<threshold>/<size>"``).
     """
     from pathlib import Path
 
@@ -239,7 +242,7 @@ def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict
 
     from ggo.data import prepare_from_config
     from ggo.metrics import evaluate
-    from ggo.postprocess import choose_min_component, postprocess_probs
+    from ggo.postprocess import choose_postprocess, postprocess_probs
 
     cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
     config = yaml.safe_load(Path(cfg_path).read_text())
@@ -259,9 +262,12 @@ def ensemble_test_metrics(uri: str, runs: list[Any], workdir: str) -> tuple[dict
     test = cache.split(0)["test"]
     if list(test.names) != names:
         raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
-    chosen, scores = choose_min_component(val_folds, int(config["preprocess"]["resolution"])) if val_folds else (0, {})
-    mean = postprocess_probs(np.mean(test_probs, axis=0), chosen)
-    return {k: float(v) for k, v in evaluate(test.masks, mean).items()}, config, chosen, scores
+    ev = config.get("eval", {})
+    threshold, size, scores = float(ev.get("threshold", 0.5)), int(ev.get("min_component_px", 0)), {}
+    if val_folds:
+        threshold, size, scores = choose_postprocess(val_folds, int(config["preprocess"]["resolution"]))
+    mean = postprocess_probs(np.mean(test_probs, axis=0), size, threshold)
+    return {k: float(v) for k, v in evaluate(test.masks, mean, threshold).items()}, config, (threshold, size), scores
 
 
 def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
@@ -282,8 +288,8 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
     with tempfile.TemporaryDirectory(prefix="ggo-cv-") as tmp:
         for runs in groups:
             stats = fold_statistics(runs)
-            ensemble, config, min_px, pp_scores = ensemble_test_metrics(uri, runs, tmp)
-            config.setdefault("eval", {})["min_component_px"] = min_px
+            ensemble, config, (threshold, min_px), pp_scores = ensemble_test_metrics(uri, runs, tmp)
+            config.setdefault("eval", {}).update({"min_component_px": min_px, "threshold": threshold})
             first = runs[0].data.tags
             rows.append(
                 {
@@ -295,6 +301,7 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
                     "ensemble test/precision": ensemble.get("precision", float("nan")),
                     "ensemble test/recall": ensemble.get("recall", float("nan")),
                     "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
+                    "threshold (chosen on val)": threshold,
                     "min component px (chosen on val)": min_px,
                     "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
                 }
@@ -316,7 +323,7 @@ def _log_cv_parent(
     stats: dict[str, float],
     ensemble: dict[str, float],
     config: dict,
-    pp_scores: dict[int, float],
+    pp_scores: dict[str, float],
     tmp: str,
 ) -> None:
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
@@ -339,6 +346,7 @@ def _log_cv_parent(
             "fold": "ensemble",
             "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
             "ggo.min_component_px": config.get("eval", {}).get("min_component_px", 0),
+            "ggo.threshold": config.get("eval", {}).get("threshold", 0.5),
         }
     )
     generators = []
@@ -349,7 +357,11 @@ def _log_cv_parent(
     parent.log_metrics(metrics)
     parent.set_tags(tags)
     parent.log_dict(
-        {"chosen_min_component_px": tags["ggo.min_component_px"], "mean_val_dice_by_min_component_px": pp_scores},
+        {
+            "chosen_threshold": tags["ggo.threshold"],
+            "chosen_min_component_px": tags["ggo.min_component_px"],
+            "mean_val_dice_by_threshold_and_min_component_px": pp_scores,
+        },
         "postprocess_choice.json",
     )
     log_segmenter(parent, generators, _serving_config(config), Path(tmp) / "ensemble")

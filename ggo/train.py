@@ -24,12 +24,14 @@ from omegaconf import DictConfig
 
 from ggo import config as _config  # registers the schema
 from ggo import sweep, tracking
+from ggo.backend import select_backend
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def task(cfg: DictConfig) -> float:
     """Hydra task: one run. Returns the objective (NaN when the run failed inside a sweep)."""
-    from ggo.experiment import run_job  # imports keras: keep start-up of --help light
+    select_backend(str(getattr(cfg.train.backend, "value", cfg.train.backend)))
+    from ggo.experiment import run_job  # imports keras: only after the backend is chosen
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     overrides = [o for o in hc.overrides.task]

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The ablation behind the README's table: 5-fold CV of each variant at 128 px (CPU screening
-# size), one MLflow parent run per row in experiment "ablation". Each row is one command;
-# run a subset by passing row numbers: scripts/ablation.sh 1 3
+# size) unless the row names another resolution, one MLflow parent run per row in experiment
+# "ablation". Each row is one command; run a subset by passing row numbers: scripts/ablation.sh 1 3
 set -uo pipefail
 cd "$(dirname "$0")/.."
-base="+sweeps=cv preprocess=res128 train.epochs=40 train.patience=15 tracking.experiment=ablation"
+base="+sweeps=cv train.epochs=40 train.patience=15 tracking.experiment=ablation"
 rows=(
   ""                                            # 0: pix2pix reference recipe: unet + 70 px PatchGAN, BCE + 100 L1
   "disc=none"                                   # 1: supervised baseline, L1 only
@@ -15,12 +15,17 @@ rows=(
   "loss=bce_l1_dice"                            # 6: adversarial + L1 + Dice
   "disc=none loss=bce_l1_dice"                  # 7: supervised L1 + Dice
   "disc=none loss=dice"                         # 8: supervised Dice
+  "loss=bce_l1_dice gen.lung_head=true"         # 9: + lung head (second output, GGO gated by lungs)
+  "disc=none loss=bce_l1_dice gen.lung_head=true"  # 10: supervised, + lung head
+  "preprocess=res256 loss=bce_l1_dice train.precision=mixed_bfloat16"  # 11: 256 px (bf16: ~2x faster on CPU)
 )
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=($(seq 0 $((${#rows[@]} - 1))))
 for i in "${selected[@]}"; do
-  echo "=== row $i: python -m ggo.train -m $base ${rows[$i]}"
+  res="preprocess=res128"
+  [[ "${rows[$i]}" == *preprocess=* ]] && res=""
+  echo "=== row $i: python -m ggo.train -m $base $res ${rows[$i]}"
   start=$(date +%s)
-  python -m ggo.train -m $base ${rows[$i]}
+  python -m ggo.train -m $base $res ${rows[$i]}
   echo "=== row $i took $(( $(date +%s) - start )) s"
 done

@@ -51,13 +51,17 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
 
     cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
     test = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).split(0)["test"]
-    # ... after the small-component removal chosen on the validation folds (never on test).
-    from ggo.postprocess import postprocess_probs
+    # ... after the threshold and small-component removal chosen on the validation folds (never on test).
+    from ggo.postprocess import THRESHOLDS, postprocess_probs
 
     choice = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/postprocess_choice.json")
-    scores = {int(k): v for k, v in choice["mean_val_dice_by_min_component_px"].items()}
-    assert choice["chosen_min_component_px"] == max(scores, key=lambda k: (scores[k], -k))
-    expected = evaluate(test.masks, postprocess_probs(np.mean(probs, axis=0), choice["chosen_min_component_px"]))
+    scores = {(float(k.split("/")[0]), int(k.split("/")[1])): v for k, v in choice["mean_val_dice_by_threshold_and_min_component_px"].items()}
+    assert {t for t, _ in scores} == set(THRESHOLDS)
+    best = max(scores.values())
+    assert scores[(choice["chosen_threshold"], choice["chosen_min_component_px"])] == best
+    threshold, min_px = choice["chosen_threshold"], choice["chosen_min_component_px"]
+    assert parent.data.tags["ggo.threshold"] == str(threshold)
+    expected = evaluate(test.masks, postprocess_probs(np.mean(probs, axis=0), min_px, threshold), threshold)
     assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
     assert m["test/precision"] == pytest.approx(expected["precision"], abs=1e-6)
 
@@ -68,5 +72,6 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
     assert len(model.unwrap_python_model().generators) == 3
+    assert model.unwrap_python_model().config["threshold"] == threshold  # ships what val chose
     gray16 = (np.random.default_rng(1).random((120, 90)) * 65535).astype(np.uint16)
     assert model.predict(gray16)[0].shape == (120, 90)

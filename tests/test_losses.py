@@ -113,3 +113,30 @@ def test_invalid_loss_arguments_are_rejected():
         adversarial_loss(LOGITS, True, label_smoothing=1.0)
     with pytest.raises(ValueError, match="l1=-1"):
         segmentation_loss(Y, LOGITS, l1=-1)
+
+
+def test_lung_loss_counts_only_weighted_images_and_adds_to_the_ggo_loss():
+    from ggo.losses import heads_loss, lung_loss, segmentation_loss
+
+    rng = np.random.default_rng(0)
+    ggo = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
+    lungs = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
+    logits = rng.normal(size=(2, 8, 8, 2)).astype(np.float32)
+    weight = np.zeros((2, 8, 8, 1), np.float32)
+    weight[0] = 1  # image 1 has no lung annotation
+    targets = np.concatenate([ggo, lungs, weight], -1)
+    x, y = logits[0, ..., 1], lungs[0, ..., 0]
+    expected = np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
+    assert float(lung_loss(targets, logits)) == pytest.approx(expected, rel=1e-5)
+    changed = targets.copy()
+    changed[1, ..., 1] = 1 - changed[1, ..., 1]  # image 1's (unweighted) lungs do not matter
+    assert float(lung_loss(changed, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(lung_loss(np.concatenate([ggo, lungs, 0 * weight], -1), logits)) == 0.0
+
+    total, parts = heads_loss(targets, logits, l1=100.0, dice=1.0, lung=10.0)
+    seg, _ = segmentation_loss(ggo, logits[..., :1], l1=100.0, dice=1.0)
+    assert float(total) == pytest.approx(float(seg) + 10.0 * expected, rel=1e-5)
+    one_total, one_parts = heads_loss(ggo, logits[..., :1], l1=100.0, dice=1.0, lung=10.0)
+    assert float(one_total) == pytest.approx(float(seg), rel=1e-6) and float(one_parts["lung"]) == 0.0
+    with pytest.raises(ValueError, match="3\\) targets"):
+        heads_loss(ggo, logits, lung=1.0)

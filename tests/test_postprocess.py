@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ggo.inference import ensemble_probs, predict_probs, sigmoid
-from ggo.postprocess import candidate_sizes, choose_min_component, postprocess_probs, remove_small_components
+from ggo.postprocess import candidate_sizes, choose_min_component, choose_postprocess, postprocess_probs, remove_small_components
 
 
 def test_small_components_are_removed_and_large_ones_kept() -> None:
@@ -38,6 +38,24 @@ def test_min_component_size_is_chosen_to_maximise_validation_dice() -> None:
     assert size > 4 and scores[size] > scores[0]
     assert scores[size] == pytest.approx(1.0)
     assert candidate_sizes(64)[0] == 0
+
+
+def test_threshold_is_chosen_on_validation_with_the_component_size() -> None:
+    # An over-confident halo: the truth is a 20x20 square at p=0.9, a 4-px ring around it at 0.45.
+    truth = np.zeros((3, 64, 64, 1), np.float32)
+    truth[:, 20:40, 20:40] = 1
+    probs = np.zeros_like(truth)
+    probs[:, 16:44, 16:44] = 0.45
+    probs[:, 20:40, 20:40] = 0.9
+    probs[:, 2:4, 2:4] = 0.95  # a speck no threshold removes
+    t, size, scores = choose_postprocess([(truth, probs)], 64, thresholds=(0.3, 0.5, 0.7))
+    assert t in (0.5, 0.7) and t == 0.5  # both drop the halo; the tie keeps the one nearest 0.5
+    assert size > 4 and scores[f"0.5/{size}"] == pytest.approx(1.0)
+    assert scores["0.3/0"] < scores["0.5/0"] < 1.0  # the halo costs at 0.3, the speck at any size 0
+    # With a calibrated halo (the truth really is the larger square) the lower threshold wins.
+    truth[:, 16:44, 16:44] = 1
+    t, size, _ = choose_postprocess([(truth, probs)], 64, thresholds=(0.3, 0.5, 0.7))
+    assert t == 0.3
 
 
 def test_sigmoid_is_stable_for_extreme_logits() -> None:

@@ -145,3 +145,26 @@ def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> 
     assert len(runs) == 1
     assert runs[0].info.status == "KILLED"
     assert len(client.get_metric_history(runs[0].info.run_id, "val/dice")) >= 2, "what was recorded before the interrupt is kept"
+
+
+def test_lung_head_run_logs_the_lung_loss_and_ships_a_one_channel_gated_model(tmp_path: Path, tracking_uri: str) -> None:
+    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3"]
+    proc = run_train(overrides, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = mlflow.MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["gen.lung_head"] == "True"
+    lung = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train/lung"), key=lambda m: m.step)]
+    assert len(lung) == 6 and lung[-1] < 0.8 * lung[0]  # the lung head learns from the synthetic lungs
+    assert {"val/dice", "test/dice"} <= set(run.data.metrics)
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    gray = (np.random.default_rng(0).random((80, 100)) * 255).astype(np.uint8)
+    (mask,) = model.predict([gray])
+    assert mask.shape == (80, 100) and set(np.unique(mask)) <= {0, 1}
+
+
+def test_lung_head_without_a_lung_loss_is_refused_before_training(tmp_path: Path) -> None:
+    proc = run_train(["gen.lung_head=true", "loss.lung=0", *tiny_overrides(tmp_path)], cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "loss.lung" in proc.stdout + proc.stderr and "gen.lung_head" in proc.stdout + proc.stderr

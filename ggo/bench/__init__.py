@@ -12,7 +12,9 @@ Sections (each can be skipped):
 
 Results go to a JSON file (``bench.json``) and a markdown file beside it, with the machine they
 came from and the targets ggo holds itself to (:mod:`ggo.bench.report`). This package holds the
-benchmark's TensorFlow-specific code; the library it measures stays backend-neutral.
+benchmark's backend-specific code (TensorFlow datasets and the TensorFlow reference step; on
+``--backend jax`` the numpy pipeline and no reference); the library it measures stays
+backend-neutral.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class BenchOptions:
     memory_resolution: int = 256
     multirun_jobs: int = 3
     workdir: str | None = None
+    backend: str = "tensorflow"  # informational: the process's Keras backend is chosen at start-up
 
 
 def train_cases(opts: BenchOptions) -> list[Any]:
@@ -84,8 +87,15 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     """Run the selected sections; return the result (see ``ggo.bench.report`` for its files)."""
     from ggo.bench import report
     from ggo.bench.machine import load_average, machine_info
+    import keras
+
     from ggo.bench.throughput import conf_defaults, measure_input_pipeline, measure_train_case
 
+    if keras.backend.backend() != opts.backend:
+        raise RuntimeError(
+            f"run_bench(backend={opts.backend!r}) in a process whose Keras runs on {keras.backend.backend()!r}: "
+            "call ggo.backend.select_backend before importing keras (python -m ggo.bench --backend does)"
+        )
     started = time.perf_counter()
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

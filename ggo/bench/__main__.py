@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import ggo  # noqa: F401  loads torchvision before TensorFlow (see ggo/__init__.py)
+from ggo.backend import BACKENDS, select_backend
 from ggo.bench import BenchOptions, run_bench
 
 EPILOG = """\
@@ -27,8 +27,13 @@ Any grid option given replaces the quick grid by the product of the options.
 
 timings on a shared machine are noisy: the JSON records the load average at start and end.
 
+backends: --backend jax times JaxGAN on the numpy input pipeline (no TensorFlow in the process;
+the pix2pix reference step is TensorFlow's tutorial code, so JAX rows have no reference column),
+and the start-up, multirun and memory runs train with train.backend=jax.
+
 examples:
   python -m ggo.bench --quick
+  python -m ggo.bench --quick --backend jax --out bench-jax.json
   python -m ggo.bench --out results/bench.json
   python -m ggo.bench --resolutions 64 --gens unet --precisions float32 --xla off --steps 2 \\
       --windows 2 --skip-overhead --skip-memory           # a smoke run in seconds
@@ -87,6 +92,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="a reduced grid and fewer windows (under 3 minutes on 2 cores)")
+    p.add_argument("--backend", choices=BACKENDS, default="tensorflow",
+                   help="the Keras backend to train on (default: tensorflow)")
     p.add_argument("--out", default="bench.json", help="the JSON file (default: bench.json); the markdown goes beside it as <stem>.md")
     grid = p.add_argument_group("training grid")
     grid.add_argument("--resolutions", type=_list(_positive), metavar="R[,R...]", help="image sizes (default 128,256)")
@@ -127,10 +134,18 @@ def options(args: argparse.Namespace) -> BenchOptions:
         pipeline=not args.skip_pipeline, inference=not args.skip_inference, overhead=not args.skip_overhead,
         memory=not args.skip_memory, inference_files=args.inference_files, inference_size=args.inference_size,
         memory_resolution=args.memory_resolution, multirun_jobs=args.multirun_jobs, workdir=args.workdir,
+        backend=args.backend,
     )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The backend is chosen before the full parse: checking --precisions and --gens imports keras.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--backend", choices=BACKENDS, default="tensorflow")
+    known, _ = early.parse_known_args(argv)
+    select_backend(known.backend)
+    import ggo  # noqa: F401  loads torchvision before TensorFlow (see ggo/__init__.py)
+
     args = parser().parse_args(argv)
     from ggo.bench import report
 

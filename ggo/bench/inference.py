@@ -54,6 +54,7 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
     from ggo.models import build_generator
     from ggo.serving import log_segmenter
     from ggo.tracking import MlflowTracker
+    from ggo.training import set_random_seed
 
     previous_uri = mlflow.get_tracking_uri()
     with tempfile.TemporaryDirectory(prefix="ggo-bench-infer-", dir=workdir) as tmp:
@@ -62,7 +63,7 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
         paths = sorted(str(p) for p in (data / "images").iterdir())
 
         keras.mixed_precision.set_global_policy("float32")
-        keras.utils.set_random_seed(0)
+        set_random_seed(0)
         generator = build_generator(gen, resolution, **gen_opts)
         model_file = export_generator(generator, {"name": gen, **gen_opts}, resolution, tmp / "generator.keras")
         serving = {

@@ -41,7 +41,13 @@ def load_average() -> list[float] | None:
 
 
 def gpu_names() -> list[str]:
-    """Names of the GPUs TensorFlow sees (empty on a CPU-only machine)."""
+    """Names of the GPUs Keras' backend sees (empty on a CPU-only machine)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
     import tensorflow as tf
 
     names = []
@@ -57,8 +63,16 @@ def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine and software stack."""
     import keras
     import psutil
-    import tensorflow as tf
 
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        versions = {"jax": jax.__version__, "tensorflow": None}
+    else:
+        import tensorflow as tf
+
+        versions = {"tensorflow": tf.__version__}
     gpus = gpu_names()
     cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -73,7 +87,8 @@ def machine_info() -> dict[str, Any]:
         "physical_cores": psutil.cpu_count(logical=False),
         "cores_available": cores,
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "tensorflow": tf.__version__,
+        "backend": backend,
+        **versions,
         "keras": keras.__version__,
         "device": f"GPU: {', '.join(gpus)}" if gpus else f"CPU: {cpu}",
         "gpus": gpus,

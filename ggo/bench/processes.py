@@ -164,7 +164,11 @@ def prepare_caches(cache_dir: Path, resolutions: Sequence[int], n_images: int | 
 
 
 def _train_cmd(*overrides: str, multirun: bool = False) -> list[str]:
-    return python_module_cmd("ggo.train", *(["-m"] if multirun else []), *overrides)
+    """``python -m ggo.train`` on this process's Keras backend."""
+    import keras
+
+    backend = f"train.backend={keras.backend.backend()}"
+    return python_module_cmd("ggo.train", *(["-m"] if multirun else []), backend, *overrides)
 
 
 def measure_startup(workdir: Path, *, timeout: float = 300) -> dict[str, Any]:

@@ -167,7 +167,8 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
         f"device: {machine.get('device')}",
         f"CPU: {machine.get('cpu_model')} ({machine.get('cores_available')} cores available, flags "
         f"{' '.join(machine.get('cpu_flags', [])) or '-'}), memory {machine.get('memory_gb')} GB",
-        f"TensorFlow {machine.get('tensorflow')}, Keras {machine.get('keras')}, Python {machine.get('python')}",
+        (f"JAX {machine.get('jax')}" if machine.get("backend") == "jax" else f"TensorFlow {machine.get('tensorflow')}")
+        + f", Keras {machine.get('keras')} on {machine.get('backend', 'tensorflow')}, Python {machine.get('python')}",
         f"load average at start {machine.get('load_average_start')}, at end {machine.get('load_average_end')}"
         + (" (busy: other work shared the machine)" if machine.get("busy") else ""),
     ]

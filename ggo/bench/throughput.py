@@ -148,12 +148,15 @@ def measure_train_case(
     reference: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Images/s of ggo's ``GAN.fit`` (and of the reference step) for one grid cell."""
-    import keras
-    import tensorflow as tf
+    """Images/s of ggo's ``GAN.fit`` (and of the reference step) for one grid cell.
 
-    from ggo.bench.reference import make_reference_step
-    from ggo.training import GAN, set_precision
+    On the JAX backend ``GAN`` is ``JaxGAN``, fed a Python iterator of the same numpy batch, and
+    there is no reference step (it is TensorFlow's tutorial code)."""
+    import keras
+
+    from ggo.training import GAN, set_precision, set_random_seed
+
+    on_jax = keras.backend.backend() == "jax"
 
     row: dict[str, Any] = {
         "resolution": case.resolution,
@@ -174,8 +177,14 @@ def measure_train_case(
     images, masks = synthetic_batch(batch_size, case.resolution)
     try:
         set_precision(case.precision)
-        keras.utils.set_random_seed(0)
-        dataset = tf.data.Dataset.from_tensors((images, masks)).repeat()
+        set_random_seed(0)
+        if on_jax:
+            dataset = _forever((images, masks))  # fit takes a Python generator on JAX
+            row["reference_skipped"] = "the pix2pix reference step is TensorFlow code"
+        else:
+            import tensorflow as tf
+
+            dataset = tf.data.Dataset.from_tensors((images, masks)).repeat()
 
         generator, discriminator = _build_pair(case, gen_opts, disc_opts)
         gan = GAN(generator, discriminator)
@@ -202,7 +211,9 @@ def measure_train_case(
         row["warmup_s"] = round(time.perf_counter() - t, 2)
 
         ref_step = None
-        if reference and case.reference:
+        if reference and case.reference and not on_jax:
+            from ggo.bench.reference import make_reference_step
+
             r_gen, r_disc = _build_pair(case, gen_opts, disc_opts)
             ref_step = make_reference_step(r_gen, r_disc, l1_weight=float(loss["l1"]), jit_compile=case.jit_compile)
             ref_iter = iter(dataset)
@@ -251,6 +262,24 @@ def measure_train_case(
     return row
 
 
+def _forever(batch):
+    """A Python generator yielding ``batch`` forever."""
+    while True:
+        yield batch
+
+
+def _batches(ds):
+    """One epoch of a ``tf.data.Dataset`` or of the numpy pipeline's ``keras.utils.PyDataset``."""
+    import keras
+
+    if isinstance(ds, keras.utils.PyDataset):
+        for i in range(len(ds)):
+            yield ds[i]
+        ds.on_epoch_end()
+    else:
+        yield from ds
+
+
 def measure_input_pipeline(
     resolution: int,
     *,
@@ -271,7 +300,7 @@ def measure_input_pipeline(
     for epoch in range(epochs + 1):
         start = time.perf_counter()
         seen = 0
-        for image_batch, _ in ds:
+        for image_batch, _ in _batches(ds):
             seen += int(image_batch.shape[0])
         if epoch:  # the first pass fills the cache and traces the map function
             rates.append(seen / (time.perf_counter() - start))

@@ -52,7 +52,9 @@ class IncompleteCacheError(RuntimeError):
 class Split:
     """The arrays of one split: ``images`` (N, R, R, 1) float32 in [-1, 1], ``masks`` and
     ``lungs`` (N, R, R, 1) float32 in {0, 1}, ``has_lungs`` (N,) bool (False: ``lungs`` is all
-    zeros because the image has no lung annotation), and the ``names`` and ``patients`` per row."""
+    zeros because the image has no lung annotation), and the ``names`` and ``patients`` per row.
+    ``complete_lungs`` (N,) bool: both lungs are annotated (a lung head learns only from those:
+    a missing side would teach it that lung is background)."""
 
     images: np.ndarray
     masks: np.ndarray
@@ -60,6 +62,16 @@ class Split:
     has_lungs: np.ndarray
     names: list[str]
     patients: list[str]
+    complete_lungs: np.ndarray | None = None
+
+    def targets(self, lung_head: bool = False) -> np.ndarray:
+        """Training targets: ``masks`` (N, R, R, 1); with ``lung_head``, (N, R, R, 3) = GGO,
+        lungs, lung weight (1 on images whose lungs are completely annotated, else 0)."""
+        if not lung_head:
+            return self.masks
+        complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
+        weight = np.broadcast_to(complete.astype(np.float32)[:, None, None, None], self.masks.shape)
+        return np.concatenate([self.masks, self.lungs, weight], axis=-1)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -101,6 +113,8 @@ class Cache:
         arrays = {name: self._array(name) for name in ("images", "masks", "lungs", "has_lungs")}
         names = self.manifest["name"].tolist()
         patients = self.manifest["patient_id"].tolist()
+        sides = self.manifest["lung_sides"].fillna("").astype(str).str.split("+")
+        complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
         out: dict[str, Split] = {}
         for key, select in (("train", train), ("val", val), ("test", test)):
             idx = np.flatnonzero(select)
@@ -111,6 +125,7 @@ class Cache:
                 has_lungs=np.asarray(arrays["has_lungs"][idx], dtype=bool),
                 names=[names[i] for i in idx],
                 patients=[patients[i] for i in idx],
+                complete_lungs=complete[idx],
             )
         return out
 

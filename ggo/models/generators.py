@@ -61,6 +61,7 @@ def build_generator(
     dropout: float = 0.0,
     upsampling: str = "transpose",
     in_channels: int = 1,
+    lung_head: bool = False,
 ) -> keras.Model:
     """Build a U-Net style segmentation generator.
 
@@ -74,11 +75,14 @@ def build_generator(
         dropout: dropout rate after each decoder block (0 disables it).
         upsampling: ``transpose`` (learned) or ``bilinear`` (resize + conv).
         in_channels: input channels (1 for grayscale X-rays).
+        lung_head: also predict the lungs: a second logit channel from the same decoder,
+            trained on the lung annotations and used at inference as a prior that suppresses
+            GGO outside the lungs (``ggo.inference.predict_probs``).
 
     Returns:
         A functional ``keras.Model`` named ``name`` mapping (B, R, R, in_channels) images to
-        (B, R, R, 1) float32 logits (float32 also under mixed precision). Apply a sigmoid for
-        probabilities.
+        (B, R, R, 1) float32 logits (float32 also under mixed precision); (B, R, R, 2), GGO
+        then lungs, with ``lung_head``. Apply a sigmoid for probabilities.
     """
     check_choice(name, GENERATORS, "generator")
     check_choice(norm, NORMS, "norm")
@@ -120,7 +124,7 @@ def build_generator(
         x = layers.Concatenate(name=f"dec{level}_concat")([x, skip])  # (B, R/2^l, ..., 2 F_l)
         x = double_conv(x, filters_at(level), norm=norm, dropout=dropout, name=f"dec{level}")
 
-    logits = float32_logits(x, 1, name="logits")  # (B, R, R, 1) float32
+    logits = float32_logits(x, 2 if lung_head else 1, name="logits")  # (B, R, R, 1|2) float32
     return keras.Model(inputs, logits, name=name)
 
 

@@ -21,21 +21,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, segmentation_loss
-from ggo.metrics import SegmentationMetrics
-from ggo.training.callbacks import RaiseOnNonFinite
-
-LOSS_NAMES = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss")
-
-
-def _uses_float16(model: keras.Model | None) -> bool:
-    if model is None:
-        return False
-    return any(layer.compute_dtype == "float16" for layer in model.layers)
+from ggo.losses import adversarial_loss
+from ggo.training.gan_base import LOSS_NAMES, GANBase, build_pair  # noqa: F401  (LOSS_NAMES re-exported)
 
 
 @keras.saving.register_keras_serializable(package="ggo")
-class GAN(keras.Model):
+class GAN(GANBase):
     """Conditional GAN for segmentation (pix2pix style), or a plain supervised generator.
 
     Args:
@@ -50,188 +41,17 @@ class GAN(keras.Model):
     loss), ``d_loss``, ``adv`` (the generator's adversarial term, unweighted), ``l1``, ``bce``,
     ``dice_loss`` (unweighted segmentation terms), and ``dice``, ``dice_pooled``, ``iou``,
     ``precision``, ``recall``, ``specificity`` accumulated over the epoch at threshold 0.5.
+
+    ``compile(g_optimizer, d_optimizer, *, adversarial_weight=1, l1_weight=100, bce_weight=0,
+    dice_weight=0, lung_weight=0, adversarial_mode="bce", label_smoothing=0, d_steps=1,
+    jit_compile=False, raise_on_non_finite=True)``: see :meth:`GANBase.compile`.
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model | None = None, **kwargs):
-        kwargs.setdefault("name", "gan")
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
-        self.segmentation_metrics = SegmentationMetrics(name="segmentation", from_logits=True)
-        self.g_optimizer = None
-        self.d_optimizer = None
-        # The sub-models are built functional models, so the GAN is built too (saving and
-        # checkpoints need ``built`` before the first call).
-        self.built = True
-
-    # ---------------------------------------------------------------- compile
-    def compile(
-        self,
-        g_optimizer: keras.optimizers.Optimizer,
-        d_optimizer: keras.optimizers.Optimizer | None = None,
-        *,
-        adversarial_weight: float = 1.0,
-        l1_weight: float = 100.0,
-        bce_weight: float = 0.0,
-        dice_weight: float = 0.0,
-        adversarial_mode: str = "bce",
-        label_smoothing: float = 0.0,
-        d_steps: int = 1,
-        jit_compile: bool = False,
-        raise_on_non_finite: bool = True,
-        **kwargs,
-    ):
-        """Configure training.
-
-        Args:
-            g_optimizer: generator optimizer. Wrapped in ``keras.optimizers.LossScaleOptimizer``
-                automatically when the model computes in float16 (``mixed_float16``).
-            d_optimizer: discriminator optimizer; required with a discriminator, ignored without.
-            adversarial_weight: weight of the generator's adversarial term.
-            l1_weight, bce_weight, dice_weight: segmentation loss weights (pix2pix: L1 100).
-            adversarial_mode: ``bce`` or ``lsgan``.
-            label_smoothing: one-sided smoothing of D's real targets (1 -> 1 - s).
-            d_steps: discriminator updates per generator update (on the same batch).
-            jit_compile: compile the train step with XLA.
-            raise_on_non_finite: ``fit`` adds a ``RaiseOnNonFinite`` callback unless one is
-                given, so a NaN/Inf loss stops training with ``NonFiniteLossError``.
-            **kwargs: passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``).
-        """
-        if adversarial_mode not in ADVERSARIAL_MODES:
-            raise ValueError(
-                f"Unknown adversarial_mode {adversarial_mode!r}; valid: {', '.join(ADVERSARIAL_MODES)}"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if int(d_steps) < 1:
-            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
-        for term, weight in (
-            ("adversarial_weight", adversarial_weight),
-            ("l1_weight", l1_weight),
-            ("bce_weight", bce_weight),
-            ("dice_weight", dice_weight),
-        ):
-            if weight < 0:
-                raise ValueError(f"{term} must be >= 0, got {weight}")
-        if self.discriminator is not None and d_optimizer is None:
-            raise ValueError("A GAN with a discriminator needs d_optimizer")
-        if d_optimizer is not None and d_optimizer is g_optimizer:
-            raise ValueError("g_optimizer and d_optimizer must be different optimizer objects")
-        if any(k in kwargs for k in ("loss", "metrics", "optimizer")):
-            raise ValueError("GAN.compile takes g_optimizer/d_optimizer and loss weights, not "
-                             "optimizer/loss/metrics")
-
-        super().compile(jit_compile=jit_compile, **kwargs)
-        self.adversarial_weight = float(adversarial_weight)
-        self.l1_weight = float(l1_weight)
-        self.bce_weight = float(bce_weight)
-        self.dice_weight = float(dice_weight)
-        self.adversarial_mode = adversarial_mode
-        self.label_smoothing = float(label_smoothing)
-        self.d_steps = int(d_steps)
-        self.raise_on_non_finite = bool(raise_on_non_finite)
-
-        loss_scaling = _uses_float16(self.generator) or (
-            keras.mixed_precision.global_policy().name == "mixed_float16"
-        )
-        self.g_optimizer = self._prepare_optimizer(g_optimizer, self.generator, loss_scaling)
-        self.d_optimizer = None
-        if self.discriminator is not None:
-            self.d_optimizer = self._prepare_optimizer(d_optimizer, self.discriminator, loss_scaling)
-        # Callbacks that adjust "the" optimizer (ReduceLROnPlateau, LearningRateScheduler) act on
-        # the generator's. It is built on the generator's variables only.
-        self.optimizer = self.g_optimizer
-
     @staticmethod
-    def _prepare_optimizer(optimizer, model, loss_scaling: bool):
-        optimizer = keras.optimizers.get(optimizer)
-        if loss_scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        if not optimizer.built:
-            # Build now, outside any tf.function (needed for XLA, and keeps slots per network).
-            optimizer.build(model.trainable_variables)
-        return optimizer
-
-    def get_compile_config(self):
-        if not getattr(self, "g_optimizer", None):
-            return None
-        ser = keras.saving.serialize_keras_object
-        return {
-            "g_optimizer": ser(self.g_optimizer),
-            "d_optimizer": ser(self.d_optimizer) if self.d_optimizer is not None else None,
-            "adversarial_weight": self.adversarial_weight,
-            "l1_weight": self.l1_weight,
-            "bce_weight": self.bce_weight,
-            "dice_weight": self.dice_weight,
-            "adversarial_mode": self.adversarial_mode,
-            "label_smoothing": self.label_smoothing,
-            "d_steps": self.d_steps,
-            "jit_compile": bool(self.jit_compile),
-            "raise_on_non_finite": self.raise_on_non_finite,
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        de = keras.saving.deserialize_keras_object
-        config["g_optimizer"] = de(config["g_optimizer"])
-        if config.get("d_optimizer") is not None:
-            config["d_optimizer"] = de(config["d_optimizer"])
-        self.compile(**config)
-
-    # ---------------------------------------------------------------- model
-    @property
-    def metrics(self):
-        return [*self.loss_trackers.values(), self.segmentation_metrics]
-
-    def call(self, images, training=False):
-        """Generator logits (B, R, R, 1) for images (B, R, R, C)."""
-        return self.generator(images, training=training)
-
-    def get_config(self):
-        ser = keras.saving.serialize_keras_object
-        return {
-            "name": self.name,
-            "generator": ser(self.generator),
-            "discriminator": ser(self.discriminator) if self.discriminator is not None else None,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        de = keras.saving.deserialize_keras_object
-        config["generator"] = de(config["generator"])
-        if config.get("discriminator") is not None:
-            config["discriminator"] = de(config["discriminator"])
-        return cls(**config)
-
-    def fit(self, x=None, *args, callbacks=None, **kwargs):
-        """``keras.Model.fit``, plus a ``RaiseOnNonFinite`` callback (see ``compile``).
-
-        ``shuffle`` defaults to False for a ``tf.data.Dataset`` (``make_dataset`` shuffles
-        itself; Keras would ignore the flag and warn)."""
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)
-        callbacks = list(callbacks or [])
-        if getattr(self, "raise_on_non_finite", True) and not any(
-            isinstance(c, RaiseOnNonFinite) for c in callbacks
-        ):
-            callbacks.append(RaiseOnNonFinite())
-        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+    def _shuffles_itself(x) -> bool:
+        return isinstance(x, tf.data.Dataset)
 
     # ---------------------------------------------------------------- steps
-    def _segmentation_loss(self, masks, logits):
-        return segmentation_loss(
-            masks, logits, bce=self.bce_weight, l1=self.l1_weight, dice=self.dice_weight
-        )
-
-    def _d_loss(self, real_logits, fake_logits):
-        real = adversarial_loss(
-            real_logits, True, self.adversarial_mode, label_smoothing=self.label_smoothing
-        )
-        fake = adversarial_loss(fake_logits, False, self.adversarial_mode)
-        return 0.5 * (real + fake)
-
     def _discriminator_steps(self, images, masks, fake):
         """``d_steps`` discriminator updates on real (image, truth) vs (image, ``fake``) pairs."""
         d = self.discriminator
@@ -254,12 +74,14 @@ class GAN(keras.Model):
         return self.get_metrics_result()
 
     def train_step(self, data):
-        images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
-        masks = ops.cast(masks, "float32")
+        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+        targets = ops.cast(targets, "float32")
+        masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
         g = self.generator
         with tf.GradientTape() as g_tape:
-            logits = g(images, training=True)  # (B, R, R, 1) float32
-            seg_total, parts = self._segmentation_loss(masks, logits)
+            heads = g(images, training=True)  # (B, R, R, 1 or 2) float32
+            seg_total, parts = self._segmentation_loss(targets, heads)
+            logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
             if self.discriminator is None:
                 d_loss = ops.zeros(())
                 adv = ops.zeros(())
@@ -281,10 +103,12 @@ class GAN(keras.Model):
         )
 
     def test_step(self, data):
-        images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
-        masks = ops.cast(masks, "float32")
-        logits = self.generator(images, training=False)
-        seg_total, parts = self._segmentation_loss(masks, logits)
+        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+        targets = ops.cast(targets, "float32")
+        masks = targets[..., :1]
+        heads = self.generator(images, training=False)
+        seg_total, parts = self._segmentation_loss(targets, heads)
+        logits = heads[..., :1]
         if self.discriminator is None:
             d_loss = ops.zeros(())
             adv = ops.zeros(())
@@ -312,15 +136,7 @@ def make_gan(
     Set the precision policy first (``ggo.training.set_precision``): layers take the global
     policy when they are built.
     """
-    from ggo.models import build_discriminator, build_generator
-
-    gen_options = dict(gen_options or {})
-    disc_options = dict(disc_options or {})
-    generator = build_generator(gen_name, resolution, **gen_options)
-    in_channels = gen_options.get("in_channels", 1)
-    disc_options.setdefault("in_channels", in_channels)
-    discriminator = build_discriminator(disc_name, resolution, **disc_options)
-    return GAN(generator, discriminator)
+    return GAN(*build_pair(gen_name, disc_name, resolution, gen_options, disc_options))
 
 
 __all__ = ["GAN", "LOSS_NAMES", "make_gan"]

@@ -13,10 +13,22 @@ PRECISION_MODES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def gpu_available() -> bool:
-    """Whether TensorFlow sees at least one GPU."""
-    import tensorflow as tf
+    """Whether Keras' backend sees at least one GPU (asked of that backend only: under JAX
+    this never imports TensorFlow)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
 
-    return bool(tf.config.list_physical_devices("GPU"))
+        return any(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
 
 
 def resolve_precision(mode: str) -> str:

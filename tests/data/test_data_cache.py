@@ -56,6 +56,24 @@ def test_summary_reports_a_missing_lung_side(synthetic_root: Path, tmp_path: Pat
     assert "10 images, 7 patients" in text and "synthetic-002.jpg" in text
 
 
+def test_lung_head_targets_weight_only_images_with_both_lungs_annotated(synthetic_root: Path, tmp_path: Path) -> None:
+    cache = prepare_cache(synthetic_root, cache_dir=tmp_path, **SMALL)
+    everything = {}
+    for fold in (0, 1):
+        for split in cache.split(fold).values():
+            targets = split.targets(lung_head=True)
+            assert targets.shape == (*split.masks.shape[:3], 3)
+            np.testing.assert_array_equal(targets[..., :1], split.masks)
+            np.testing.assert_array_equal(targets[..., 1:2], split.lungs)
+            assert split.targets() is split.masks  # no lung head: the GGO masks alone
+            for name, image_targets in zip(split.names, targets):
+                weights = np.unique(image_targets[..., 2])
+                assert len(weights) == 1  # one weight per image
+                everything[name] = float(weights[0])
+    assert everything.pop("synthetic-002.jpg") == 0.0  # its left lung is not annotated
+    assert set(everything.values()) == {1.0}
+
+
 def test_summary_flags_tiny_vanishing_and_outside_lung_masks(builder, tmp_path: Path) -> None:
     image = np.full((200, 200), 90, np.uint8)
     for k in range(3):

@@ -115,3 +115,9 @@ def test_generator_saves_and_loads_without_custom_objects(tmp_path):
     loaded = keras.models.load_model(path)
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 1)).astype("float32")
     np.testing.assert_allclose(model(x), loaded(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["unet", "attention_unet"])
+def test_lung_head_adds_a_second_float32_logit_channel(name):
+    model = build_generator(name, 32, **TINY, lung_head=True)
+    assert model.output_shape == (None, 32, 32, 2) and model.output.dtype == "float32"

@@ -1,0 +1,253 @@
+"""What the TensorFlow and the JAX GAN share: construction, ``compile`` and its checks, saving,
+metrics, ``fit`` and the loss functions. Backend-neutral (``keras.ops`` only, no TensorFlow).
+
+:class:`ggo.training.gan.GAN` adds the TensorFlow ``train_step``/``test_step`` (GradientTape),
+:class:`ggo.training.jax_gan.JaxGAN` the JAX ones (``stateless_call`` and ``jax.value_and_grad``).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss
+from ggo.metrics import SegmentationMetrics
+from ggo.training.callbacks import RaiseOnNonFinite
+
+LOSS_NAMES = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung")
+
+
+def _uses_float16(model: keras.Model | None) -> bool:
+    if model is None:
+        return False
+    return any(layer.compute_dtype == "float16" for layer in model.layers)
+
+
+class GANBase(keras.Model):
+    """A generator and an optional discriminator trained together; see ``GAN`` for the API.
+
+    Subclasses implement ``train_step`` and ``test_step`` for their backend.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model | None = None, **kwargs):
+        kwargs.setdefault("name", "gan")
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        self.segmentation_metrics = SegmentationMetrics(name="segmentation", from_logits=True)
+        self.g_optimizer = None
+        self.d_optimizer = None
+        # The sub-models are built functional models, so the GAN is built too (saving and
+        # checkpoints need ``built`` before the first call).
+        self.built = True
+
+    # ---------------------------------------------------------------- compile
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        *,
+        adversarial_weight: float = 1.0,
+        l1_weight: float = 100.0,
+        bce_weight: float = 0.0,
+        dice_weight: float = 0.0,
+        lung_weight: float = 0.0,
+        adversarial_mode: str = "bce",
+        label_smoothing: float = 0.0,
+        d_steps: int = 1,
+        jit_compile: bool = False,
+        raise_on_non_finite: bool = True,
+        **kwargs,
+    ):
+        """Configure training.
+
+        Args:
+            g_optimizer: generator optimizer. Wrapped in ``keras.optimizers.LossScaleOptimizer``
+                automatically when the model computes in float16 (``mixed_float16``).
+            d_optimizer: discriminator optimizer; required with a discriminator, ignored without.
+            adversarial_weight: weight of the generator's adversarial term.
+            l1_weight, bce_weight, dice_weight: segmentation loss weights (pix2pix: L1 100).
+            lung_weight: weight of the lung head's BCE (a generator with ``lung_head``, trained
+                on (B, R, R, 3) targets: GGO, lungs, lung weight; see ``ggo.losses``).
+            adversarial_mode: ``bce`` or ``lsgan``.
+            label_smoothing: one-sided smoothing of D's real targets (1 -> 1 - s).
+            d_steps: discriminator updates per generator update (on the same batch).
+            jit_compile: compile the train step with XLA.
+            raise_on_non_finite: ``fit`` adds a ``RaiseOnNonFinite`` callback unless one is
+                given, so a NaN/Inf loss stops training with ``NonFiniteLossError``.
+            **kwargs: passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``).
+        """
+        if adversarial_mode not in ADVERSARIAL_MODES:
+            raise ValueError(
+                f"Unknown adversarial_mode {adversarial_mode!r}; valid: {', '.join(ADVERSARIAL_MODES)}"
+            )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if int(d_steps) < 1:
+            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
+        for term, weight in (
+            ("adversarial_weight", adversarial_weight),
+            ("l1_weight", l1_weight),
+            ("bce_weight", bce_weight),
+            ("dice_weight", dice_weight),
+            ("lung_weight", lung_weight),
+        ):
+            if weight < 0:
+                raise ValueError(f"{term} must be >= 0, got {weight}")
+        if self.discriminator is not None and d_optimizer is None:
+            raise ValueError("A GAN with a discriminator needs d_optimizer")
+        if d_optimizer is not None and d_optimizer is g_optimizer:
+            raise ValueError("g_optimizer and d_optimizer must be different optimizer objects")
+        if any(k in kwargs for k in ("loss", "metrics", "optimizer")):
+            raise ValueError("GAN.compile takes g_optimizer/d_optimizer and loss weights, not "
+                             "optimizer/loss/metrics")
+
+        self._keras_compile(bool(jit_compile), **kwargs)
+        self.adversarial_weight = float(adversarial_weight)
+        self.l1_weight = float(l1_weight)
+        self.bce_weight = float(bce_weight)
+        self.dice_weight = float(dice_weight)
+        self.lung_weight = float(lung_weight)
+        self.adversarial_mode = adversarial_mode
+        self.label_smoothing = float(label_smoothing)
+        self.d_steps = int(d_steps)
+        self.raise_on_non_finite = bool(raise_on_non_finite)
+
+        loss_scaling = _uses_float16(self.generator) or (
+            keras.mixed_precision.global_policy().name == "mixed_float16"
+        )
+        self.g_optimizer = self._prepare_optimizer(g_optimizer, self.generator, loss_scaling)
+        self.d_optimizer = None
+        if self.discriminator is not None:
+            self.d_optimizer = self._prepare_optimizer(d_optimizer, self.discriminator, loss_scaling)
+        # Callbacks that adjust "the" optimizer (ReduceLROnPlateau, LearningRateScheduler) act on
+        # the generator's. It is built on the generator's variables only.
+        self.optimizer = self.g_optimizer
+        self._compiled()
+
+    def _keras_compile(self, jit_compile: bool, **kwargs) -> None:
+        """``keras.Model.compile`` with the backend's idea of ``jit_compile``."""
+        super().compile(jit_compile=jit_compile, **kwargs)
+
+    def _compiled(self) -> None:
+        """Called at the end of ``compile`` (the JAX model indexes its variables here)."""
+
+    def _requested_jit_compile(self) -> bool:
+        return bool(self.jit_compile)
+
+    @staticmethod
+    def _prepare_optimizer(optimizer, model, loss_scaling: bool):
+        optimizer = keras.optimizers.get(optimizer)
+        if loss_scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        if not optimizer.built:
+            # Build now, outside any compiled step (XLA cannot create variables; slots per network).
+            optimizer.build(model.trainable_variables)
+        return optimizer
+
+    def get_compile_config(self):
+        if not getattr(self, "g_optimizer", None):
+            return None
+        ser = keras.saving.serialize_keras_object
+        return {
+            "g_optimizer": ser(self.g_optimizer),
+            "d_optimizer": ser(self.d_optimizer) if self.d_optimizer is not None else None,
+            "adversarial_weight": self.adversarial_weight,
+            "l1_weight": self.l1_weight,
+            "bce_weight": self.bce_weight,
+            "dice_weight": self.dice_weight,
+            "lung_weight": self.lung_weight,
+            "adversarial_mode": self.adversarial_mode,
+            "label_smoothing": self.label_smoothing,
+            "d_steps": self.d_steps,
+            "jit_compile": self._requested_jit_compile(),
+            "raise_on_non_finite": self.raise_on_non_finite,
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        de = keras.saving.deserialize_keras_object
+        config["g_optimizer"] = de(config["g_optimizer"])
+        if config.get("d_optimizer") is not None:
+            config["d_optimizer"] = de(config["d_optimizer"])
+        self.compile(**config)
+
+    @staticmethod
+    def _shuffles_itself(x) -> bool:
+        """Whether ``x`` is an input pipeline that shuffles itself (per backend)."""
+        return False
+
+    # ---------------------------------------------------------------- model
+    @property
+    def metrics(self):
+        return [*self.loss_trackers.values(), self.segmentation_metrics]
+
+    def call(self, images, training=False):
+        """Generator logits (B, R, R, 1) for images (B, R, R, C)."""
+        return self.generator(images, training=training)
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {
+            "name": self.name,
+            "generator": ser(self.generator),
+            "discriminator": ser(self.discriminator) if self.discriminator is not None else None,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        de = keras.saving.deserialize_keras_object
+        config["generator"] = de(config["generator"])
+        if config.get("discriminator") is not None:
+            config["discriminator"] = de(config["discriminator"])
+        return cls(**config)
+
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
+        """``keras.Model.fit``, plus a ``RaiseOnNonFinite`` callback (see ``compile``).
+
+        ``shuffle`` defaults to False for what ``make_dataset`` returns (it shuffles itself,
+        seeded; Keras would ignore the flag and warn, or reorder batches unseeded)."""
+        if self._shuffles_itself(x):
+            kwargs.setdefault("shuffle", False)
+        callbacks = list(callbacks or [])
+        if getattr(self, "raise_on_non_finite", True) and not any(
+            isinstance(c, RaiseOnNonFinite) for c in callbacks
+        ):
+            callbacks.append(RaiseOnNonFinite())
+        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+
+    # ---------------------------------------------------------------- losses
+    def _segmentation_loss(self, targets, heads):
+        """Weighted supervised loss of the GGO head (and of the lung head, if any)."""
+        return heads_loss(
+            targets, heads, bce=self.bce_weight, l1=self.l1_weight, dice=self.dice_weight, lung=self.lung_weight
+        )
+
+    def _d_loss(self, real_logits, fake_logits):
+        real = adversarial_loss(
+            real_logits, True, self.adversarial_mode, label_smoothing=self.label_smoothing
+        )
+        fake = adversarial_loss(fake_logits, False, self.adversarial_mode)
+        return 0.5 * (real + fake)
+
+
+def build_pair(
+    gen_name: str,
+    disc_name: str,
+    resolution: int,
+    gen_options: dict | None = None,
+    disc_options: dict | None = None,
+) -> tuple[keras.Model, keras.Model | None]:
+    """The generator and discriminator (None for ``"none"``) a ``make_gan`` wraps; the
+    discriminator takes as many image channels as the generator."""
+    from ggo.models import build_discriminator, build_generator
+
+    gen_options = dict(gen_options or {})
+    disc_options = dict(disc_options or {})
+    generator = build_generator(gen_name, resolution, **gen_options)
+    disc_options.setdefault("in_channels", gen_options.get("in_channels", 1))
+    return generator, build_discriminator(disc_name, resolution, **disc_options)
+
+
+__all__ = ["GANBase", "LOSS_NAMES", "build_pair"]
