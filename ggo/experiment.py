@@ -51,7 +51,7 @@ def run_job(
     """
     config = dict(config)
     run_tags = {
-        "gen": config["gen"]["name"],
+        "gen": config["gen"]["name"] + ("+lungs" if config["gen"].get("lung_head") else ""),
         "disc": config["disc"]["name"],
         "loss": _loss_label(config["loss"], adversarial=config["disc"]["name"] != "none"),
         "resolution": config["preprocess"]["resolution"],

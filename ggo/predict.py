@@ -273,19 +273,62 @@ def truth_from_folder(folder: str | Path) -> dict[str, np.ndarray]:
     return masks
 
 
-def truth_from_dataset(root: str | Path) -> dict[str, np.ndarray]:
-    """``{stem: GGO mask}`` for every annotated image of a dataset in the GGO layout."""
+def truth_from_dataset(root: str | Path, patients: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """``{stem: GGO mask}`` for every annotated image of a dataset in the GGO layout; fills
+    ``patients`` (image name -> patient id) when given."""
     from ggo.data import iter_records
 
-    return {Path(r.name).stem: r.mask for r in iter_records(root)}
+    truth = {}
+    for record in iter_records(root):
+        truth[Path(record.name).stem] = record.mask
+        if patients is not None:
+            patients[record.name] = record.patient_id
+    return truth
 
 
-def score(results: Sequence[Prediction], truth: dict[str, np.ndarray], threshold: float = 0.5) -> dict[str, Any]:
-    """The evaluation protocol's metrics over the predictions that have a true mask of the same size."""
-    from ggo.metrics import SegmentationMetrics
+def split_members(patients: dict[str, str], split: str, *, seed: int = 0, test_fraction: float = 0.2, folds: int = 5) -> set[str]:
+    """Names of the images in ``split`` (``test`` or ``fold<k>``) of the evaluation protocol's
+    seeded patient split: the split a run with the same data config trained and tested on."""
+    from ggo.data import split_patients
 
-    metric = SegmentationMetrics(from_logits=False, threshold=threshold)
-    scored, unmatched = [], []
+    assignment = split_patients(patients, seed=seed, test_fraction=test_fraction, folds=folds)
+    valid = sorted(set(assignment.values()))
+    if split not in valid:
+        raise ValueError(f"--split {split!r}: not a split of this protocol; valid: {', '.join(valid)}")
+    return {name for name, where in assignment.items() if where == split}
+
+
+def grid_weight(height: int, width: int, resolution: int | None, fit: str = "pad") -> tuple[float, float]:
+    """How many model-grid pixels one original pixel stands for, and the padding pixels the
+    grid adds (always true negatives): ``(weight, pad)``. ``resolution=None``: ``(1, 0)``."""
+    if not resolution:
+        return 1.0, 0.0
+    if fit == "pad":
+        weight = (resolution / max(height, width)) ** 2
+        return weight, resolution * resolution - weight * height * width
+    return resolution * resolution / (height * width), 0.0
+
+
+def score(
+    results: Sequence[Prediction],
+    truth: dict[str, np.ndarray],
+    threshold: float = 0.5,
+    *,
+    resolution: int | None = None,
+    fit: str = "pad",
+) -> dict[str, Any]:
+    """The evaluation protocol's metrics over the predictions that have a true mask of the same size.
+
+    ``dice`` is the mean over images (resolution-independent). The pooled metrics (``dice_pooled``,
+    ``iou``, ``precision``, ``recall``, ``specificity``) sum pixel counts over the set; with
+    ``resolution`` (the model's, and its ``fit``) each image's counts are weighted as the model's
+    grid weighs them (every image the same size, padding counted as true negatives), so the numbers
+    match a run's ``test/*``. Without it, every original pixel counts once, and large films dominate.
+    """
+    from ggo.metrics import METRIC_NAMES, dice_from_counts, pooled_from_counts
+
+    counts = np.zeros(4)
+    dices, scored, unmatched = [], [], []
     for pred in results:
         if pred.status != "ok" or pred.probability is None:
             continue
@@ -293,10 +336,22 @@ def score(results: Sequence[Prediction], truth: dict[str, np.ndarray], threshold
         if true is None or true.shape != pred.probability.shape:
             unmatched.append(pred.file)
             continue
-        metric.update_state(true[None, ..., None].astype(np.float32), pred.probability[None, ..., None])
+        g, p = np.asarray(true) > 0.5, np.asarray(pred.probability) > threshold
+        tp, fp, fn = float(np.sum(p & g)), float(np.sum(p & ~g)), float(np.sum(~p & g))
+        tn = float(g.size) - tp - fp - fn
+        dices.append(float(dice_from_counts(np.float32(tp), np.float32(fp), np.float32(fn))))
+        weight, pad = grid_weight(*g.shape, resolution, fit)
+        counts += weight * np.array([tp, fp, fn, tn]) + np.array([0.0, 0.0, 0.0, pad])
         scored.append(pred.file)
-    values = {k: float(v) for k, v in metric.result().items()} if scored else {}
-    return {"n_scored": len(scored), "metrics": values, "threshold": threshold, "unmatched": unmatched}
+    values: dict[str, float] = {}
+    if scored:
+        pooled = pooled_from_counts(*(np.float32(c) for c in counts))
+        values = {"dice": float(np.mean(dices)), **{k: float(v) for k, v in pooled.items()}}
+        values = {k: values[k] for k in METRIC_NAMES}
+    return {
+        "n_scored": len(scored), "metrics": values, "threshold": threshold, "unmatched": unmatched,
+        "pooled_on": f"the model's {resolution} px grid ({fit})" if resolution else "original pixels",
+    }  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m ggo.predict a.png b.jpg --out results/ --threshold 0.4\n"
             "  python -m ggo.predict scans/ --model runs:/<run id>/model\n"
             "  python -m ggo.predict scans/ --truth scans_masks/\n"
+            "  python -m ggo.predict $GGO_DATA/images --score $GGO_DATA --split test   # the protocol's test patients\n"
             "the same model over HTTP: mlflow models serve -m models:/ggo-segmenter@champion --env-manager local\n"
             '  POST /invocations {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 PNG>"]]}}\n'
             "  -> mask_png_b64, ggo_fraction, height, width per image"
@@ -334,6 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder of true masks (<stem>.png or <stem>_mask.png): also score the predictions")
     group.add_argument("--score", metavar="DATASET_ROOT", default=None,
                        help="a dataset in the GGO layout: score the predictions against its GGO masks")
+    protocol = parser.add_argument_group(
+        "evaluation protocol (with --score)",
+        "predict and score only one split of the seeded patient split that training used "
+        "(defaults as in conf/data), e.g. the held-out test patients: --split test",
+    )
+    protocol.add_argument("--split", default=None, metavar="NAME", help="test, or fold0 .. fold<folds-1>")
+    protocol.add_argument("--split-seed", type=int, default=0, help="data.seed of the runs (default: %(default)s)")
+    protocol.add_argument("--test-fraction", type=float, default=0.2, help="data.test_fraction (default: %(default)s)")
+    protocol.add_argument("--folds", type=int, default=5, help="data.folds (default: %(default)s)")
+    protocol.add_argument("--pooled-on-original-pixels", action="store_true",
+                          help="pool precision, recall, IoU over original pixels (large films weigh more) instead "
+                          "of weighting each image as the model's grid does (the protocol, what a run's test/* reports)")
     return parser
 
 
@@ -343,27 +411,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         parser.error(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
+    if args.split and not args.score:
+        parser.error("--split needs --score DATASET_ROOT (the split is computed from its patients)")
     truth = None
+    inputs: list = list(args.inputs)
     try:
         if args.truth or args.score:
-            truth = truth_from_folder(args.truth) if args.truth else truth_from_dataset(args.score)
+            patients: dict[str, str] = {}
+            truth = truth_from_folder(args.truth) if args.truth else truth_from_dataset(args.score, patients)
+            if args.split:
+                members = split_members(
+                    patients, args.split, seed=args.split_seed, test_fraction=args.test_fraction, folds=args.folds
+                )
+                inputs = [p for p, problem in collect_inputs(args.inputs) if problem is None and p.name in members]
+                if not inputs:
+                    raise FileNotFoundError(f"none of the inputs is an image of split {args.split!r} ({len(members)} images)")
+                print(f"[ggo] --split {args.split}: {len(inputs)} of the inputs belong to it", flush=True)
         segmenter = load_segmenter(args.model, args.tracking_uri)
-    except (RuntimeError, FileNotFoundError) as exc:
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"[ggo] predict: {exc}", file=sys.stderr)
         return 2
     results = predict_files(
-        segmenter, args.inputs, args.out, threshold=args.threshold, keep_probabilities=truth is not None
+        segmenter, inputs, args.out, threshold=args.threshold, keep_probabilities=truth is not None
     )
     ok = sum(p.status == "ok" for p in results)
     out = Path(args.out)
     print(f"[ggo] {len(results)} input(s): {ok} ok, {len(results) - ok} failed -> {out / 'predictions.csv'}", flush=True)
     if truth is not None:
         threshold = args.threshold or float(getattr(segmenter, "config", {}).get("threshold", 0.5))
-        scores = score(results, truth, threshold)
+        config = getattr(segmenter, "config", {})
+        grid = None if args.pooled_on_original_pixels else config.get("resolution")
+        scores = score(results, truth, threshold, resolution=grid, fit=config.get("fit", "pad"))
         (out / "scores.json").write_text(json.dumps(scores, indent=2))
         shown = ", ".join(f"{k} {v:.4f}" for k, v in scores["metrics"].items())
         print(f"[ggo] scored {scores['n_scored']} image(s) against {args.truth or args.score}: {shown or 'none matched'}"
-              f" ({len(scores['unmatched'])} without a true mask) -> {out / 'scores.json'}", flush=True)
+              f" ({len(scores['unmatched'])} without a true mask; pooled on {scores['pooled_on']}) -> {out / 'scores.json'}",
+              flush=True)
     return 0 if results and ok == len(results) else 1
 
 

@@ -1,6 +1,11 @@
 """Print the README's ablation table from the MLflow store: one row per cross-validation parent.
 
-    python scripts/ablation_table.py [--experiment ablation] [--tracking-uri URI]
+    python scripts/ablation_table.py [--experiment ablation] [--tracking-uri URI] [--resummarize]
+
+``--resummarize`` first re-scores, with the current ggo, the fold ensembles of parents logged
+before the ensemble's threshold was chosen on the validation folds (no ``ggo.threshold`` tag):
+their ``test/*`` metrics, postprocess choice and ensemble model are logged again, so every row
+follows the same protocol. The children and their numbers are not touched.
 """
 
 from __future__ import annotations
@@ -12,29 +17,53 @@ import mlflow
 from ggo.tracking import resolve_uri
 
 
+def children_of(client, experiment_id: str, parent_id: str) -> list:
+    return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
+
+
+def resummarize(uri: str, client, run) -> None:
+    from ggo.sweep import cross_validation_groups, summarize_cv
+
+    groups = cross_validation_groups(children_of(client, run.info.experiment_id, run.info.run_id))
+    if len(groups) != 1:
+        print(f"skip {run.info.run_id}: {len(groups)} configurations under it")
+        return
+    summarize_cv(uri, run.info.run_id, groups)
+    # Re-logging ends the run now; keep its original status and end time (its wall time).
+    client.set_terminated(run.info.run_id, status=run.info.status, end_time=run.info.end_time)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="ablation")
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--resummarize", action="store_true", help="re-score ensembles logged before the val-chosen threshold")
     args = parser.parse_args()
     uri = resolve_uri(args.tracking_uri)
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(args.experiment)
     if exp is None:
         raise SystemExit(f"no experiment {args.experiment!r} at {uri}: run scripts/ablation.sh first")
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.fold = 'ensemble'", max_results=500)
-    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | test dice (ensemble) | test precision | test recall | wall time | command |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    query = "tags.fold = 'ensemble'"
+    if args.resummarize:
+        for run in client.search_runs([exp.experiment_id], filter_string=query, max_results=500):
+            if "ggo.threshold" not in run.data.tags:
+                resummarize(uri, client, run)
+    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=500)
+    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(runs, key=lambda r: -r.data.metrics.get("val/dice", 0)):
         m, t = run.data.metrics, run.data.tags
         overrides = t.get("ggo.overrides", "")
         variant = " ".join(o for o in overrides.split() if not o.startswith(("+sweeps", "preprocess=res128", "train.", "tracking."))) or "pix2pix recipe"
-        minutes = ((run.info.end_time or 0) - run.info.start_time) / 60000
+        kids = children_of(client, exp.experiment_id, run.info.run_id)
+        minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(
             f"| {variant} | {t.get('gen', '')} | {t.get('disc', '')} | {loss} | {t.get('resolution', '')} "
             f"| {m['val/dice']:.3f} +- {m.get('val/dice_std', float('nan')):.3f} | {m['test/dice']:.3f} "
-            f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {minutes:.0f} min | `python -m ggo.train -m {overrides}` |"
+            f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {t.get('ggo.threshold', '0.5')} / {t.get('ggo.min_component_px', '')} "
+            f"| {minutes:.0f} min | `python -m ggo.train -m {overrides}` |"
         )
 
 

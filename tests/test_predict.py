@@ -209,3 +209,42 @@ def test_predict_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "models:/ggo-segmenter@champion" in proc.stderr and "python -m ggo.train" in proc.stderr
     assert not store.parent.exists()
+
+
+def test_pooled_scores_weigh_each_image_as_the_models_grid_does_and_dice_is_per_image() -> None:
+    from ggo.predict import Prediction, score
+
+    small_truth = np.zeros((10, 10), np.uint8)
+    small_truth[:, :5] = 1
+    big_truth = np.zeros((20, 20), np.uint8)
+    big_truth[:10, :10] = 1
+    truth = {"small": small_truth, "big": big_truth}
+    results = [
+        Prediction(file="small.png", probability=np.full((10, 10), 0.9, np.float32)),  # TP 50, FP 50
+        Prediction(file="big.png", probability=big_truth.astype(np.float32)),  # TP 100, perfect
+    ]
+    raw = score(results, truth)
+    assert raw["metrics"]["precision"] == pytest.approx(150 / 200)  # every original pixel counts once
+    grid = score(results, truth, resolution=10, fit="pad")
+    # On a 10 px grid the big film shrinks to 10 x 10: its TP count is 25, not 100.
+    assert grid["metrics"]["precision"] == pytest.approx(75 / 125)
+    assert grid["metrics"]["recall"] == pytest.approx(1.0)
+    assert raw["metrics"]["dice"] == grid["metrics"]["dice"] == pytest.approx((2 * 50 / 150 + 1.0) / 2)
+    # Padding a 10 x 5 film to the 10 px grid adds 50 true negatives.
+    wide = score([Prediction(file="w.png", probability=np.zeros((5, 10), np.float32))], {"w": np.zeros((5, 10))},
+                 resolution=10, fit="pad")  # fmt: skip
+    assert wide["metrics"]["specificity"] == pytest.approx(1.0) and "10 px grid" in wide["pooled_on"]
+
+
+def test_split_selects_the_protocols_patients_and_rejects_unknown_splits(tmp_path: Path) -> None:
+    from ggo.data import split_patients
+    from ggo.predict import main, split_members
+
+    patients = {f"img{i}.png": f"p{i // 2}" for i in range(20)}  # two images per patient
+    test = split_members(patients, "test")
+    assert test == {n for n, s in split_patients(patients).items() if s == "test"} and test
+    assert {patients[n] for n in test}.isdisjoint({patients[n] for n in split_members(patients, "fold0")})
+    with pytest.raises(ValueError, match="valid: fold0, fold1"):
+        split_members(patients, "validation")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--split", "test"])  # --split needs --score
