@@ -2,7 +2,9 @@
 
 The best run is chosen among the FINISHED runs of an experiment (or of one sweep) that logged a
 ``model``: a sweep's child runs, single runs, and cross-validation parent runs that carry a
-fold-ensemble model all count; FAILED and KILLED runs, and runs without a model, never do. Its
+fold-ensemble model all count; FAILED and KILLED runs, and runs without a model, never do. The
+folds of a cross-validation ensemble compete only as that ensemble (its ``val/*`` are the fold
+means; one fold's score is not comparable with them). Its
 model becomes a new version of a registered model (``ggo-segmenter``) and the alias
 ``champion`` moves to it, so ``python -m ggo.predict`` and
 ``mlflow models serve -m models:/ggo-segmenter@champion`` pick it up.
@@ -136,12 +138,20 @@ def find_candidates(
     else:
         runs = tracking.search_runs(uri, exp_ids)
     with_model = tracking.runs_with_model(uri, exp_ids)
+    # A fold's model is one part of its cross-validation ensemble: the ensemble (the parent, val/*
+    # = the fold means) competes for it. A single fold's val/dice is one fold's luck, not comparable.
+    ensembles = {
+        r.info.run_id for r in runs
+        if r.data.tags.get("fold") == "ensemble" and r.info.status == "FINISHED" and r.info.run_id in with_model
+    }  # fmt: skip
     skipped: dict[str, int] = {}
     found: list[Candidate] = []
     for run in runs:
         status = run.info.status
         value = run.data.metrics.get(metric)
-        if status != "FINISHED":
+        if run.data.tags.get("mlflow.parentRunId") in ensembles:
+            reason = "folds of a promoted-as-a-whole ensemble"
+        elif status != "FINISHED":
             reason = status
         elif run.info.run_id not in with_model:
             reason = "no model"

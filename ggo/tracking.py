@@ -294,7 +294,14 @@ def download_model(uri: str, run_id: str, dst: str | Path) -> Path:
     """The files of run ``run_id``'s logged ``model`` (MLmodel, artifacts/generator_*.keras, ...)."""
     import mlflow
 
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=str(dst), tracking_uri=uri))
+    # MLflow 3 resolves runs:/<id>/model through the process-wide tracking URI (its logged-model
+    # lookup ignores tracking_uri=), so point it at this store for the call.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=str(dst), tracking_uri=uri))
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def iter_metric_names(runs: Iterable[Any], prefixes: tuple[str, ...] = ("val/", "test/")) -> list[str]:

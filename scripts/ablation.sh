@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ablation behind the README's table: 5-fold CV of each variant at 128 px (CPU screening
 # size) unless the row names another resolution, one MLflow parent run per row in experiment
-# "ablation". Each row is one command; run a subset by passing row numbers: scripts/ablation.sh 1 3
+# "ablation" (rows starting with "!" are whole commands: the champion preset). Each row is one
+# command; run a subset by passing row numbers: scripts/ablation.sh 1 3
 set -uo pipefail
 cd "$(dirname "$0")/.."
 base="+sweeps=cv train.epochs=40 train.patience=15 tracking.experiment=ablation"
@@ -17,15 +18,21 @@ rows=(
   "disc=none loss=dice"                         # 8: supervised Dice
   "loss=bce_l1_dice gen.lung_head=true"         # 9: + lung head (second output, GGO gated by lungs)
   "disc=none loss=bce_l1_dice gen.lung_head=true"  # 10: supervised, + lung head
-  "preprocess=res256 loss=bce_l1_dice train.precision=mixed_bfloat16"  # 11: 256 px (bf16: ~2x faster on CPU)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation"   # 11: the champion recipe at 128 px
+  "! +sweeps=champion"                             # 12: the champion itself (256 px; experiment "ggo")
 )
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=($(seq 0 $((${#rows[@]} - 1))))
 for i in "${selected[@]}"; do
-  res="preprocess=res128"
-  [[ "${rows[$i]}" == *preprocess=* ]] && res=""
-  echo "=== row $i: python -m ggo.train -m $base $res ${rows[$i]}"
+  if [[ "${rows[$i]}" == "! "* ]]; then  # a complete command of its own (a preset)
+    args="${rows[$i]#! }"
+  else
+    res="preprocess=res128"
+    [[ "${rows[$i]}" == *preprocess=* ]] && res=""
+    args="$base $res ${rows[$i]}"
+  fi
+  echo "=== row $i: python -m ggo.train -m $args"
   start=$(date +%s)
-  python -m ggo.train -m $base $res ${rows[$i]}
+  python -m ggo.train -m $args
   echo "=== row $i took $(( $(date +%s) - start )) s"
 done

@@ -1,6 +1,6 @@
 """Print the README's ablation table from the MLflow store: one row per cross-validation parent.
 
-    python scripts/ablation_table.py [--experiment ablation] [--tracking-uri URI] [--resummarize]
+    python scripts/ablation_table.py [--experiment ablation [--experiment ggo ...]] [--tracking-uri URI] [--resummarize]
 
 ``--resummarize`` first re-scores, with the current ggo, the fold ensembles of parents logged
 before the ensemble's threshold was chosen on the validation folds (no ``ggo.threshold`` tag):
@@ -35,28 +35,33 @@ def resummarize(uri: str, client, run) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", default="ablation")
+    parser.add_argument("--experiment", action="append", help="experiment(s) to read (default: ablation)")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--resummarize", action="store_true", help="re-score ensembles logged before the val-chosen threshold")
     args = parser.parse_args()
     uri = resolve_uri(args.tracking_uri)
     client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(args.experiment)
-    if exp is None:
-        raise SystemExit(f"no experiment {args.experiment!r} at {uri}: run scripts/ablation.sh first")
+    ids = []
+    for name in args.experiment or ["ablation"]:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise SystemExit(f"no experiment {name!r} at {uri}: run scripts/ablation.sh first")
+        ids.append(exp.experiment_id)
     query = "tags.fold = 'ensemble'"
     if args.resummarize:
-        for run in client.search_runs([exp.experiment_id], filter_string=query, max_results=500):
+        for run in client.search_runs(ids, filter_string=query, max_results=500):
             if "ggo.threshold" not in run.data.tags:
                 resummarize(uri, client, run)
-    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=500)
+    runs = client.search_runs(ids, filter_string=query, max_results=500)
     print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(runs, key=lambda r: -r.data.metrics.get("val/dice", 0)):
         m, t = run.data.metrics, run.data.tags
         overrides = t.get("ggo.overrides", "")
-        variant = " ".join(o for o in overrides.split() if not o.startswith(("+sweeps", "preprocess=res128", "train.", "tracking."))) or "pix2pix recipe"
-        kids = children_of(client, exp.experiment_id, run.info.run_id)
+        rest = " ".join(o for o in overrides.split() if not o.startswith(("+sweeps", "preprocess=res128", "train.", "tracking.")))
+        preset = next((o.split("=", 1)[1] for o in overrides.split() if o.startswith("+sweeps=") and o != "+sweeps=cv"), None)
+        variant = f"{preset} preset {rest}".strip() if preset else (rest or "pix2pix recipe")
+        kids = children_of(client, run.info.experiment_id, run.info.run_id)
         minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(

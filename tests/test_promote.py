@@ -155,12 +155,17 @@ def test_a_sweep_parent_that_logged_an_ensemble_model_can_be_promoted(tiny_sweep
         def log_model(**kwargs):
             mlflow.pyfunc.log_model(name="model", **kwargs)
 
+    client = mlflow.MlflowClient(uri)
+    children = [client.get_run(run_id).data.metrics["val/dice"] for run_id in tiny_sweep.child_ids]
     with mlflow.start_run(run_id=tiny_sweep.parent_run_id):
         log_segmenter(ParentRun(), generators, json.loads(preprocess_json.read_text()), tmp_path / "work")
-        mlflow.log_metric("val/dice", 0.99)  # the fold mean a CV parent reports; beats both children
+        # The fold mean a CV parent reports: below its best fold, and yet the ensemble is what ships.
+        mlflow.log_metric("val/dice", max(children) - 1e-3)
+        mlflow.set_tag("fold", "ensemble")
 
-    result = promote(uri, parent_run_id=tiny_sweep.parent_run_id, name="ensemble")
+    result = promote(uri, name="ensemble")  # the whole experiment: the folds compete only as the ensemble
     assert result.promoted and result.run_id == tiny_sweep.parent_run_id
+    assert result.skipped.get("folds of a promoted-as-a-whole ensemble") == 2
     model = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
     assert len(model.generators) == 2, "the champion is the two-generator ensemble"
     image = np.random.default_rng(0).integers(0, 255, size=(90, 120), dtype=np.uint8)
