@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from ggo.losses import adversarial_loss
-from ggo.training.gan_base import LOSS_NAMES, GANBase, build_pair  # noqa: F401  (LOSS_NAMES re-exported)
+from ggo.training.gan_base import LOSS_NAMES, GANBase  # noqa: F401  (LOSS_NAMES re-exported)
 
 
 @keras.saving.register_keras_serializable(package="ggo")
@@ -124,19 +124,8 @@ class GAN(GANBase):
         )
 
 
-def make_gan(
-    gen_name: str,
-    disc_name: str,
-    resolution: int,
-    gen_options: dict | None = None,
-    disc_options: dict | None = None,
-) -> GAN:
-    """Build generator and discriminator by name and wrap them in an (uncompiled) ``GAN``.
-
-    Set the precision policy first (``ggo.training.set_precision``): layers take the global
-    policy when they are built.
-    """
-    return GAN(*build_pair(gen_name, disc_name, resolution, gen_options, disc_options))
+#: ``make_gan(gen_name, disc_name, resolution, gen_options, disc_options)``: see ``GANBase.from_names``.
+make_gan = GAN.from_names
 
 
 __all__ = ["GAN", "LOSS_NAMES", "make_gan"]

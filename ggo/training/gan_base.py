@@ -177,6 +177,23 @@ class GANBase(keras.Model):
         """Whether ``x`` is an input pipeline that shuffles itself (per backend)."""
         return False
 
+    @classmethod
+    def from_names(
+        cls,
+        gen_name: str,
+        disc_name: str,
+        resolution: int,
+        gen_options: dict | None = None,
+        disc_options: dict | None = None,
+    ):
+        """Build generator and discriminator by name (:func:`build_pair`) and wrap them in an
+        uncompiled model of this class.
+
+        Set the precision policy first (``ggo.training.set_precision``): layers take the global
+        policy when they are built.
+        """
+        return cls(*build_pair(gen_name, disc_name, resolution, gen_options, disc_options))
+
     # ---------------------------------------------------------------- model
     @property
     def metrics(self):

@@ -41,7 +41,7 @@ import keras
 from keras import ops
 
 from ggo.losses import adversarial_loss
-from ggo.training.gan_base import LOSS_NAMES, GANBase, build_pair  # noqa: F401  (LOSS_NAMES re-exported)
+from ggo.training.gan_base import LOSS_NAMES, GANBase  # noqa: F401  (LOSS_NAMES re-exported)
 
 # SegmentationMetrics asks for float64 counters; JAX (without jax_enable_x64) keeps them in
 # float32, exact up to 2**24 pixels per counter, and warns at every creation and update of
@@ -315,19 +315,8 @@ class JaxGAN(GANBase):
         return logs, (trainable, non_trainable, metrics_values)
 
 
-def make_gan(
-    gen_name: str,
-    disc_name: str,
-    resolution: int,
-    gen_options: dict | None = None,
-    disc_options: dict | None = None,
-) -> JaxGAN:
-    """Build generator and discriminator by name and wrap them in an (uncompiled) ``JaxGAN``.
-
-    Set the precision policy first (``ggo.training.set_precision``): layers take the global
-    policy when they are built.
-    """
-    return JaxGAN(*build_pair(gen_name, disc_name, resolution, gen_options, disc_options))
+#: ``make_gan(gen_name, disc_name, resolution, gen_options, disc_options)``: see ``GANBase.from_names``.
+make_gan = JaxGAN.from_names
 
 
 __all__ = ["JaxGAN", "LOSS_NAMES", "make_gan"]
