@@ -7,20 +7,24 @@ fails at composition, before any data is read or any model is built, with Hydra'
 the key. :func:`validate` adds the range checks that types cannot express (a negative learning
 rate, a resolution that is not a multiple of ``2**depth``).
 
-Only this module, ``ggo.train`` and the Hydra plugins import hydra or omegaconf; library code gets
-plain dicts from :func:`to_dict`.
+Only this module, ``ggo.train`` and the Hydra plugins import hydra or omegaconf, and this module
+only inside its functions: the dataclasses are the single source of every default (the evaluation
+threshold, the patient split's seed and fractions, ...) and library code reads them from here
+(:func:`defaults`) even where Hydra is not installed (a served model). Library code gets plain
+dicts from :func:`to_dict`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -198,10 +202,25 @@ class Config:
 
 def register() -> None:
     """Register the schema with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="schema", node=Config)
 
 
-register()
+try:
+    register()
+except ImportError:  # no Hydra (a served model's environment): the defaults below still read fine
+    pass
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's default values of one config section (``"eval"``, ``"data"``, ...), enums as
+    their strings: the one place a library function looks a default up."""
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING}
+    if section not in sections:
+        raise KeyError(f"config section {section!r}: not in the schema; sections: {', '.join(sections)}")
+    values = dataclasses.asdict(sections[section].default_factory())
+    return {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items()}
 
 
 class ConfigError(ValueError):
@@ -258,6 +277,8 @@ def validate(cfg: dict[str, Any]) -> None:
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain Python (enums as strings), without the ``hydra`` node."""
+    from omegaconf import OmegaConf
+
     out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
     assert isinstance(out, dict)
     out.pop("hydra", None)

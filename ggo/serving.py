@@ -21,7 +21,7 @@ import base64
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -70,21 +70,26 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
         self.generators = [keras.models.load_model(arts[k], compile=False) for k in keys]
 
     # Plain method so tests and ggo.predict can call it without MLflow's wrapper.
+    @property
+    def settings(self) -> Any:
+        """The model's :class:`ggo.evaluation.EvalSettings` (threshold, min component, flip TTA)."""
+        from ggo.evaluation import EvalSettings
+
+        return EvalSettings.from_config(self.config)
+
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image: the mean probability map of the ensemble at the image's original size."""
         from ggo.data import preprocess, restore_mask
-        from ggo.inference import ensemble_probs
-        from ggo.postprocess import postprocess_probs
+        from ggo.evaluation import postprocess, predict
 
-        p = self.config
+        p, settings = self.config, self.settings
         out: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             x = np.stack(
                 [preprocess(img, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"]) for img in chunk]
             )[..., None]  # (B, R, R, 1)
-            probs = ensemble_probs(self.generators, x, batch_size, tta_flip=bool(p.get("tta_flip")))
-            probs = postprocess_probs(probs, int(p.get("min_component_px", 0)), float(p.get("threshold", 0.5)))
+            probs = postprocess(predict(list(self.generators), x, settings, batch_size), settings)
             for img, pr in zip(chunk, probs):
                 out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
         return out
@@ -93,7 +98,7 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
         import pandas as pd
 
         params = params or {}
-        threshold = float(params.get("threshold", self.config.get("threshold", 0.5)))
+        threshold = float(params.get("threshold", self.settings.threshold))
         if isinstance(model_input, pd.DataFrame):
             return self._predict_frame(model_input, threshold)
         items = model_input if isinstance(model_input, (list, tuple)) else [model_input]
@@ -128,6 +133,47 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
                 }
             )
         return pd.DataFrame(rows)
+
+
+def serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a shipped model needs of a run's config (``preprocess.json``): the preprocessing, the
+    generator's name and the ``eval`` settings (the schema's defaults for keys the config lacks)."""
+    from ggo.evaluation import EvalSettings
+
+    p = config["preprocess"]
+    ev = EvalSettings.from_config(config.get("eval"))
+    return {
+        "resolution": int(p["resolution"]),
+        "fit": p["fit"],
+        "clahe": bool(p["clahe"]),
+        "clahe_clip": float(p["clahe_clip"]),
+        "threshold": ev.threshold,
+        "tta_flip": ev.tta_flip,
+        "min_component_px": ev.min_component_px,
+        "gen": config["gen"]["name"],
+    }
+
+
+def export_generator(generator: Any, gen_config: Mapping[str, Any], resolution: int, path: Path) -> Path:
+    """Save ``generator`` as a float32 ``.keras`` file, whatever precision trained it.
+
+    A model saved under mixed_float16 would compute in float16 wherever it is loaded, which CPUs
+    run slowly or not at all; rebuilding under float32 and copying the weights makes the shipped
+    model portable.
+    """
+    import keras
+
+    from ggo.models import generator_from_config
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        keras.mixed_precision.set_global_policy("float32")
+        clone = generator_from_config(gen_config, resolution)
+        clone.set_weights([np.asarray(w, np.float32) for w in generator.get_weights()])
+        clone.save(path)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return path
 
 
 def pip_requirements() -> list[str]:

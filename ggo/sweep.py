@@ -241,8 +241,7 @@ def ensemble_test_metrics(
     import yaml
 
     from ggo.data import prepare_from_config
-    from ggo.metrics import evaluate
-    from ggo.postprocess import choose_postprocess, postprocess_probs
+    from ggo.evaluation import EvalSettings, choose_postprocess, score
 
     cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
     config = yaml.safe_load(Path(cfg_path).read_text())
@@ -262,12 +261,12 @@ def ensemble_test_metrics(
     test = cache.split(0)["test"]
     if list(test.names) != names:
         raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
-    ev = config.get("eval", {})
-    threshold, size, scores = float(ev.get("threshold", 0.5)), int(ev.get("min_component_px", 0)), {}
+    settings, scores = EvalSettings.from_config(config.get("eval")), {}
     if val_folds:
         threshold, size, scores = choose_postprocess(val_folds, int(config["preprocess"]["resolution"]))
-    mean = postprocess_probs(np.mean(test_probs, axis=0), size, threshold)
-    return {k: float(v) for k, v in evaluate(test.masks, mean, threshold).items()}, config, (threshold, size), scores
+        settings = EvalSettings(threshold=threshold, min_component_px=size, tta_flip=settings.tta_flip)
+    metrics = score(test.masks, np.mean(test_probs, axis=0), settings)
+    return metrics, config, (settings.threshold, settings.min_component_px), scores
 
 
 def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
@@ -329,8 +328,7 @@ def _log_cv_parent(
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
     from pathlib import Path
 
-    from ggo.experiment import _serving_config
-    from ggo.serving import log_segmenter
+    from ggo.serving import log_segmenter, serving_config
 
     metrics = dict(stats)
     for name, value in stats.items():
@@ -345,8 +343,8 @@ def _log_cv_parent(
         {
             "fold": "ensemble",
             "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
-            "ggo.min_component_px": config.get("eval", {}).get("min_component_px", 0),
-            "ggo.threshold": config.get("eval", {}).get("threshold", 0.5),
+            "ggo.min_component_px": config["eval"]["min_component_px"],
+            "ggo.threshold": config["eval"]["threshold"],
         }
     )
     generators = []
@@ -364,5 +362,5 @@ def _log_cv_parent(
         },
         "postprocess_choice.json",
     )
-    log_segmenter(parent, generators, _serving_config(config), Path(tmp) / "ensemble")
+    log_segmenter(parent, generators, serving_config(config), Path(tmp) / "ensemble")
     parent.detach()

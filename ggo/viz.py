@@ -7,6 +7,11 @@ from typing import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from ggo.config import defaults
+from ggo.postprocess import MASK_LEVEL
+
+THRESHOLD = defaults("eval")["threshold"]
+
 TRUTH_RGB = (0, 220, 0)
 PRED_RGB = (255, 40, 40)
 
@@ -20,19 +25,30 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=-1)
 
 
-def overlay(rgb: np.ndarray, mask: np.ndarray, color: Sequence[int], alpha: float = 0.35) -> np.ndarray:
-    """Tint ``mask`` on ``rgb`` and outline it, so both the area and its border show."""
+def overlay(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    color: Sequence[int],
+    alpha: float = 0.35,
+    *,
+    thickness: int = 1,
+    outline_holes: bool = False,
+) -> np.ndarray:
+    """Tint ``mask`` on ``rgb`` (any 3-channel uint8 picture; ``color`` in its channel order) and
+    outline it, so both the area and its border show. ``outline_holes`` also draws the inner
+    borders of components with holes."""
     out = rgb.copy()
-    m = np.asarray(mask).squeeze() > 0.5
+    m = np.asarray(mask).squeeze() > MASK_LEVEL
     if m.any():
         tint = np.array(color, dtype=np.float32)
-        out[m] = ((1 - alpha) * out[m] + alpha * tint).astype(np.uint8)
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
+        out[m] = np.clip(np.rint((1 - alpha) * out[m].astype(np.float32) + alpha * tint), 0, 255).astype(np.uint8)
+        mode = cv2.RETR_LIST if outline_holes else cv2.RETR_EXTERNAL
+        contours, _ = cv2.findContours(m.astype(np.uint8), mode, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), thickness)
     return out
 
 
-def overlay_grid(images: np.ndarray, truths: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def overlay_grid(images: np.ndarray, truths: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     """One row per image: input | truth (green) | prediction (red) | both contours.
 
     ``images`` (N, H, W, 1) in [-1, 1]; ``truths`` and ``probs`` (N, H, W, 1) in [0, 1].

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ggo.inference import ensemble_probs, predict_probs, sigmoid
-from ggo.postprocess import candidate_sizes, choose_min_component, choose_postprocess, postprocess_probs, remove_small_components
+from ggo.evaluation import choose_min_component, choose_postprocess
+from ggo.postprocess import candidate_sizes, postprocess_probs, remove_small_components
 
 
 def test_small_components_are_removed_and_large_ones_kept() -> None:

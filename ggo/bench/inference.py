@@ -50,7 +50,7 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
     import mlflow
 
     from ggo.data import make_synthetic_dataset
-    from ggo.experiment import export_generator
+    from ggo.serving import export_generator
     from ggo.models import build_generator
     from ggo.serving import log_segmenter
     from ggo.tracking import MlflowTracker

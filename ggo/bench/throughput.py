@@ -24,38 +24,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-# ggo's conf/ defaults, used when the conf/ folder is not beside the package.
-_FALLBACK = {
-    "gen": {"depth": 4, "base_filters": 16, "max_filters": 256, "norm": "batch", "dropout": 0.0, "upsampling": "transpose"},
-    "disc": {"n_layers": 3, "base_filters": 32, "max_filters": 256, "norm": "batch"},
-    "batch_size": 8,
-    "loss": {"adversarial": 1.0, "l1": 100.0, "bce": 0.0, "dice": 0.0, "adversarial_mode": "bce", "label_smoothing": 0.0},
-}
-
-
 def conf_defaults(gen: str = "unet") -> dict[str, Any]:
-    """ggo's default generator, PatchGAN, batch size and loss, read from ``conf/`` (so the
-    benchmark follows the defaults a user's run gets)."""
-    import yaml
+    """ggo's default generator, PatchGAN, batch size, loss and optimiser: the config a user's
+    ``python -m ggo.train gen=<gen>`` run composes (so the benchmark follows its defaults)."""
+    from ggo.config import compose, to_dict
 
-    from ggo.paths import project_root
-
-    conf = project_root() / "conf"
-
-    def read(rel: str) -> dict[str, Any]:
-        path = conf / rel
-        return yaml.safe_load(path.read_text()) if path.is_file() else {}
-
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _FALLBACK.items()}
-    g = read(f"gen/{gen}.yaml")
-    out["gen"].update({k: v for k, v in g.items() if k in out["gen"]})
-    d = read("disc/patchgan.yaml")
-    out["disc"].update({k: v for k, v in d.items() if k in out["disc"]})
-    out["batch_size"] = int(read("train/default.yaml").get("batch_size", out["batch_size"]))
-    loss = read("loss/bce_l1.yaml")
-    out["loss"].update({k: v for k, v in loss.items() if k in out["loss"]})
-    out["disc"]["n_layers"] = 3  # the 70 px PatchGAN, whatever the conf says
-    return out
+    cfg = to_dict(compose([f"gen={gen}", "disc=patchgan"]))
+    drop = {"name", "lung_head", "lung"}  # the benchmark times the default one-head model
+    return {
+        "gen": {k: v for k, v in cfg["gen"].items() if k not in drop},
+        "disc": {**{k: v for k, v in cfg["disc"].items() if k != "name"}, "n_layers": 3},  # the 70 px PatchGAN
+        "batch_size": int(cfg["train"]["batch_size"]),
+        "loss": {k: v for k, v in cfg["loss"].items() if k not in drop},
+        "optimizer": {k: float(cfg["train"][k]) for k in ("g_lr", "d_lr", "beta_1")},
+    }
 
 
 def best_mixed_precision() -> str:
@@ -124,41 +106,17 @@ def _window_timer() -> Any:
 
 
 def _build_pair(case: TrainCase, gen_opts: dict, disc_opts: dict):
-    from ggo.models import build_discriminator, build_generator
+    from ggo.models import build_models
 
-    generator = build_generator(case.gen, case.resolution, **gen_opts)
-    discriminator = build_discriminator("patchgan", case.resolution, **disc_opts)
-    return generator, discriminator
+    return build_models({"name": case.gen, **gen_opts}, {"name": "patchgan", **disc_opts}, case.resolution)
 
 
 def _median_rate(seconds: list[float], images: int) -> float:
     return images / statistics.median(seconds)
 
 
-def measure_train_case(
-    case: TrainCase,
-    *,
-    batch_size: int,
-    gen_opts: dict[str, Any],
-    disc_opts: dict[str, Any],
-    loss: dict[str, Any],
-    steps: int,
-    windows: int,
-    warmup_steps: int,
-    reference: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Images/s of ggo's ``GAN.fit`` (and of the reference step) for one grid cell.
-
-    On the JAX backend ``GAN`` is ``JaxGAN``, fed a Python iterator of the same numpy batch, and
-    there is no reference step (it is TensorFlow's tutorial code)."""
-    import keras
-
-    from ggo.training import GAN, set_precision, set_random_seed
-
-    on_jax = keras.backend.backend() == "jax"
-
-    row: dict[str, Any] = {
+def _empty_row(case: TrainCase, batch_size: int, gen_opts: dict, disc_opts: dict, steps: int, windows: int) -> dict[str, Any]:
+    return {
         "resolution": case.resolution,
         "gen": case.gen,
         "disc": f"patchgan{70 if disc_opts.get('n_layers', 3) == 3 else ''}",
@@ -174,6 +132,85 @@ def measure_train_case(
         "ratio": None,
         "cpu_ratio": None,
     }
+
+
+def _compiled_gan(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: dict, optimizer: dict) -> Any:
+    """ggo's GAN of the backend, built and compiled as a run with these sections is."""
+    import keras
+
+    from ggo.training import GAN
+
+    def adam(lr: str) -> Any:
+        return keras.optimizers.Adam(float(optimizer[lr]), beta_1=float(optimizer["beta_1"]))
+
+    gan = GAN(*_build_pair(case, gen_opts, disc_opts))
+    gan.compile(
+        g_optimizer=adam("g_lr"),
+        d_optimizer=adam("d_lr"),
+        adversarial_weight=float(loss["adversarial"]),
+        l1_weight=float(loss["l1"]),
+        bce_weight=float(loss["bce"]),
+        dice_weight=float(loss["dice"]),
+        adversarial_mode=loss["adversarial_mode"],
+        label_smoothing=float(loss["label_smoothing"]),
+        jit_compile=case.jit_compile,
+    )
+    return gan
+
+
+def _reference_window(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: dict, dataset: Any) -> tuple[Callable, list]:
+    """A function timing ``n`` pix2pix reference steps on fresh networks, and its last losses."""
+    from ggo.bench.reference import make_reference_step
+
+    r_gen, r_disc = _build_pair(case, gen_opts, disc_opts)
+    ref_step = make_reference_step(r_gen, r_disc, l1_weight=float(loss["l1"]), jit_compile=case.jit_compile)
+    ref_iter = iter(dataset)
+    ref_losses: list[float] = []
+
+    def ref_window(n: int) -> tuple[float, float]:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            g_loss, d_loss = ref_step(*next(ref_iter))
+        ref_losses[:] = [float(g_loss), float(d_loss)]  # waits for the last step
+        return time.perf_counter() - start, time.process_time() - cpu_start
+
+    return ref_window, ref_losses
+
+
+def _rates(row: dict[str, Any], prefix: str, seconds: list[tuple[float, float]], n_images: int) -> None:
+    """Median images/s (wall and CPU) and the per-window times into ``row`` under ``prefix``."""
+    row[f"{prefix}images_per_s"] = round(_median_rate([w for w, _ in seconds], n_images), 2)
+    row[f"{prefix}images_per_cpu_s"] = round(_median_rate([c for _, c in seconds], n_images), 2)
+    row[f"{prefix}window_s"] = [round(w, 3) for w, _ in seconds]
+    row[f"{prefix}window_cpu_s"] = [round(c, 3) for _, c in seconds]
+
+
+def measure_train_case(
+    case: TrainCase,
+    *,
+    batch_size: int,
+    gen_opts: dict[str, Any],
+    disc_opts: dict[str, Any],
+    loss: dict[str, Any],
+    steps: int,
+    windows: int,
+    warmup_steps: int,
+    reference: bool = True,
+    optimizer: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Images/s of ggo's ``GAN.fit`` (and of the reference step) for one grid cell.
+
+    ``optimizer`` (``g_lr``, ``d_lr``, ``beta_1``) defaults to the config schema's ``train``. On
+    the JAX backend ``GAN`` is ``JaxGAN``, fed a Python iterator of the same numpy batch, and
+    there is no reference step (it is TensorFlow's tutorial code)."""
+    import keras
+
+    from ggo.config import defaults
+    from ggo.training import set_precision, set_random_seed
+
+    on_jax = keras.backend.backend() == "jax"
+    row = _empty_row(case, batch_size, gen_opts, disc_opts, steps, windows)
     images, masks = synthetic_batch(batch_size, case.resolution)
     try:
         set_precision(case.precision)
@@ -185,20 +222,7 @@ def measure_train_case(
             import tensorflow as tf
 
             dataset = tf.data.Dataset.from_tensors((images, masks)).repeat()
-
-        generator, discriminator = _build_pair(case, gen_opts, disc_opts)
-        gan = GAN(generator, discriminator)
-        gan.compile(
-            g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-            d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-            adversarial_weight=float(loss["adversarial"]),
-            l1_weight=float(loss["l1"]),
-            bce_weight=float(loss["bce"]),
-            dice_weight=float(loss["dice"]),
-            adversarial_mode=loss["adversarial_mode"],
-            label_smoothing=float(loss["label_smoothing"]),
-            jit_compile=case.jit_compile,
-        )
+        gan = _compiled_gan(case, gen_opts, disc_opts, loss, optimizer or defaults("train"))
         row["jit_compile_effective"] = bool(gan.jit_compile)
         timer = _window_timer()
 
@@ -209,23 +233,9 @@ def measure_train_case(
         t = time.perf_counter()
         ggo_window(warmup_steps)  # traces (and with XLA compiles) the train step
         row["warmup_s"] = round(time.perf_counter() - t, 2)
-
-        ref_step = None
+        ref_window = ref_losses = None
         if reference and case.reference and not on_jax:
-            from ggo.bench.reference import make_reference_step
-
-            r_gen, r_disc = _build_pair(case, gen_opts, disc_opts)
-            ref_step = make_reference_step(r_gen, r_disc, l1_weight=float(loss["l1"]), jit_compile=case.jit_compile)
-            ref_iter = iter(dataset)
-            ref_losses: list[float] = []
-
-            def ref_window(n: int) -> tuple[float, float]:
-                start, cpu_start = time.perf_counter(), time.process_time()
-                for _ in range(n):
-                    g_loss, d_loss = ref_step(*next(ref_iter))
-                ref_losses[:] = [float(g_loss), float(d_loss)]  # waits for the last step
-                return time.perf_counter() - start, time.process_time() - cpu_start
-
+            ref_window, ref_losses = _reference_window(case, gen_opts, disc_opts, loss, dataset)
             t = time.perf_counter()
             ref_window(warmup_steps)
             row["reference_warmup_s"] = round(time.perf_counter() - t, 2)
@@ -235,20 +245,13 @@ def measure_train_case(
         for _ in range(windows):
             ggo_seconds.append(ggo_window(steps))
             finite &= all(math.isfinite(timer.logs.get(k, math.nan)) for k in ("g_loss", "d_loss"))
-            if ref_step is not None:
+            if ref_window is not None:
                 ref_seconds.append(ref_window(steps))
-        n_images = steps * batch_size
-        row["images_per_s"] = round(_median_rate([w for w, _ in ggo_seconds], n_images), 2)
-        row["images_per_cpu_s"] = round(_median_rate([c for _, c in ggo_seconds], n_images), 2)
-        row["window_s"] = [round(w, 3) for w, _ in ggo_seconds]
-        row["window_cpu_s"] = [round(c, 3) for _, c in ggo_seconds]
+        _rates(row, "", ggo_seconds, steps * batch_size)
         row["finite"] = bool(finite)
         row["g_loss"] = round(timer.logs.get("g_loss", math.nan), 4)
-        if ref_step is not None:
-            row["reference_images_per_s"] = round(_median_rate([w for w, _ in ref_seconds], n_images), 2)
-            row["reference_images_per_cpu_s"] = round(_median_rate([c for _, c in ref_seconds], n_images), 2)
-            row["reference_window_s"] = [round(w, 3) for w, _ in ref_seconds]
-            row["reference_window_cpu_s"] = [round(c, 3) for _, c in ref_seconds]
+        if ref_window is not None:
+            _rates(row, "reference_", ref_seconds, steps * batch_size)
             row["reference_finite"] = all(math.isfinite(v) for v in ref_losses)
             row["ratio"] = round(row["images_per_s"] / row["reference_images_per_s"], 3)
             row["cpu_ratio"] = round(row["images_per_cpu_s"] / row["reference_images_per_cpu_s"], 3)

@@ -8,6 +8,8 @@ matching encoder features (through an attention gate for ``attention_unet``).
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import keras
 from keras import layers
 
@@ -128,4 +130,9 @@ def build_generator(
     return keras.Model(inputs, logits, name=name)
 
 
-__all__ = ["GENERATORS", "build_generator", "check_resolution", "valid_resolutions"]
+def generator_from_config(gen: Mapping[str, Any], resolution: int) -> keras.Model:
+    """The generator of a config's ``gen`` section (``{"name": ..., **build_generator options}``)."""
+    return build_generator(gen["name"], resolution, **{k: v for k, v in gen.items() if k != "name"})
+
+
+__all__ = ["GENERATORS", "build_generator", "check_resolution", "generator_from_config", "valid_resolutions"]

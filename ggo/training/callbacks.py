@@ -1,11 +1,27 @@
-"""Training callbacks."""
+"""Training callbacks: stop on a non-finite loss, keep the best generator, log every epoch."""
 
 from __future__ import annotations
 
 import math
+import time
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from ggo.tracking import Tracker
+
+# Keras log keys of the GAN model -> our metric names (``val_`` prefix -> ``val/``).
+_SHOW = ("g_loss", "d_loss", "dice", "val_dice")
+
+
+def metric_name(keras_key: str) -> str:
+    """``val_dice`` -> ``val/dice``; ``g_loss`` -> ``train/g_loss``."""
+    if keras_key.startswith("val_"):
+        return "val/" + keras_key[4:]
+    return "train/" + keras_key
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,4 +77,86 @@ class RaiseOnNonFinite(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-__all__ = ["NonFiniteLossError", "RaiseOnNonFinite"]
+class BestGenerator(keras.callbacks.Callback):
+    """Keeps the generator weights of the best ``val_dice`` epoch in memory; :meth:`restore` puts them back."""
+
+    def __init__(self, generator: Any) -> None:
+        super().__init__()
+        self.generator = generator
+        self.best = -math.inf
+        self.best_epoch = 0
+        self.weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = float((logs or {}).get("val_dice", float("nan")))
+        if math.isfinite(value) and value > self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self.weights = [np.array(w) for w in self.generator.get_weights()]
+
+    def restore(self) -> None:
+        if self.weights is not None:
+            self.generator.set_weights(self.weights)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Per-epoch tracking and progress: metrics as ``split/name``, val overlays, a bar and a line."""
+
+    def __init__(
+        self, tracker: Tracker, *, epochs: int, steps: int, images: np.ndarray, masks: np.ndarray, image_every: int
+    ) -> None:
+        super().__init__()
+        self.tracker, self.epochs, self.steps = tracker, epochs, steps
+        self.images, self.masks, self.image_every = images, masks, max(1, image_every)
+        self.history: dict[str, list[float]] = {}
+        self.epochs_run = 0
+        self.bar: Any = None
+        self.started = 0.0
+        self.best = -math.inf
+        self.last_image_step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch", disable=None)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{float(logs[k]):.3f}" for k in ("g_loss", "dice") if k in logs})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        logs = logs or {}
+        step = epoch + 1
+        self.epochs_run = step
+        metrics = {metric_name(k): float(v) for k, v in logs.items() if np.ndim(v) == 0}
+        metrics["train/epoch_seconds"] = time.perf_counter() - self.started
+        for k, v in metrics.items():
+            self.history.setdefault(k, []).append(v)
+        self.tracker.log_metrics(metrics, step=step)
+        val = metrics.get("val/dice", float("nan"))
+        mark = ""
+        if math.isfinite(val) and val > self.best:
+            self.best, mark = val, "  *best"
+        shown = "  ".join(f"{metric_name(k)} {float(logs[k]):.4f}" for k in _SHOW if k in logs)
+        print(f"epoch {step:3d}/{self.epochs}  {shown}  ({metrics['train/epoch_seconds']:.1f}s){mark}", flush=True)
+        if len(self.images) and (step == 1 or step % self.image_every == 0):
+            self.log_overlays(step)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if len(self.images) and self.epochs_run and self.last_image_step != self.epochs_run:
+            self.log_overlays(self.epochs_run)
+
+    def log_overlays(self, step: int, tag: str = "") -> None:
+        """Input | truth | prediction | both, for the fixed val images, at ``step``."""
+        from ggo.inference import predict_probs
+        from ggo.viz import overlay_grid
+
+        probs = predict_probs(self.model.generator, self.images)
+        key = "val_overlays" + (f"_{tag}" if tag else "")
+        self.tracker.log_image(overlay_grid(self.images, self.masks, probs), key=key, step=step)
+        self.last_image_step = step
+
+
+__all__ = ["BestGenerator", "EpochLogger", "NonFiniteLossError", "RaiseOnNonFinite", "metric_name"]

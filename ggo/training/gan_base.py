@@ -256,15 +256,12 @@ def build_pair(
     gen_options: dict | None = None,
     disc_options: dict | None = None,
 ) -> tuple[keras.Model, keras.Model | None]:
-    """The generator and discriminator (None for ``"none"``) a ``make_gan`` wraps; the
-    discriminator takes as many image channels as the generator."""
-    from ggo.models import build_discriminator, build_generator
+    """The generator and discriminator (None for ``"none"``) a ``make_gan`` wraps: what
+    :func:`ggo.models.build_models` builds from the sections ``{"name": gen_name, **gen_options}``
+    and ``{"name": disc_name, **disc_options}``."""
+    from ggo.models import build_models
 
-    gen_options = dict(gen_options or {})
-    disc_options = dict(disc_options or {})
-    generator = build_generator(gen_name, resolution, **gen_options)
-    disc_options.setdefault("in_channels", gen_options.get("in_channels", 1))
-    return generator, build_discriminator(disc_name, resolution, **disc_options)
+    return build_models({"name": gen_name, **(gen_options or {})}, {"name": disc_name, **(disc_options or {})}, resolution)
 
 
 __all__ = ["GANBase", "LOSS_NAMES", "build_pair"]

@@ -1,0 +1,7 @@
+"""``python -m ggo.predict``."""
+
+import sys
+
+from ggo.predict.cli import main
+
+sys.exit(main())
