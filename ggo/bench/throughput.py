@@ -185,6 +185,36 @@ def _rates(row: dict[str, Any], prefix: str, seconds: list[tuple[float, float]],
     row[f"{prefix}window_cpu_s"] = [round(c, 3) for _, c in seconds]
 
 
+def _time_windows(
+    row: dict[str, Any],
+    ggo_window: Callable,
+    timer: Any,
+    ref_window: Callable | None,
+    ref_losses: list | None,
+    *,
+    steps: int,
+    windows: int,
+    batch_size: int,
+) -> None:
+    """Alternate ``windows`` timed windows of ggo and the reference (a load change on a shared
+    machine hits both alike); write the median rates, finiteness and ratios into ``row``."""
+    ggo_seconds, ref_seconds = [], []
+    finite = True
+    for _ in range(windows):
+        ggo_seconds.append(ggo_window(steps))
+        finite &= all(math.isfinite(timer.logs.get(k, math.nan)) for k in ("g_loss", "d_loss"))
+        if ref_window is not None:
+            ref_seconds.append(ref_window(steps))
+    _rates(row, "", ggo_seconds, steps * batch_size)
+    row["finite"] = bool(finite)
+    row["g_loss"] = round(timer.logs.get("g_loss", math.nan), 4)
+    if ref_window is not None:
+        _rates(row, "reference_", ref_seconds, steps * batch_size)
+        row["reference_finite"] = all(math.isfinite(v) for v in ref_losses)
+        row["ratio"] = round(row["images_per_s"] / row["reference_images_per_s"], 3)
+        row["cpu_ratio"] = round(row["images_per_cpu_s"] / row["reference_images_per_cpu_s"], 3)
+
+
 def measure_train_case(
     case: TrainCase,
     *,
@@ -215,13 +245,9 @@ def measure_train_case(
     try:
         set_precision(case.precision)
         set_random_seed(0)
+        dataset = _repeated(images, masks, on_jax)
         if on_jax:
-            dataset = _forever((images, masks))  # fit takes a Python generator on JAX
             row["reference_skipped"] = "the pix2pix reference step is TensorFlow code"
-        else:
-            import tensorflow as tf
-
-            dataset = tf.data.Dataset.from_tensors((images, masks)).repeat()
         gan = _compiled_gan(case, gen_opts, disc_opts, loss, optimizer or defaults("train"))
         row["jit_compile_effective"] = bool(gan.jit_compile)
         timer = _window_timer()
@@ -240,21 +266,7 @@ def measure_train_case(
             ref_window(warmup_steps)
             row["reference_warmup_s"] = round(time.perf_counter() - t, 2)
 
-        ggo_seconds, ref_seconds = [], []
-        finite = True
-        for _ in range(windows):
-            ggo_seconds.append(ggo_window(steps))
-            finite &= all(math.isfinite(timer.logs.get(k, math.nan)) for k in ("g_loss", "d_loss"))
-            if ref_window is not None:
-                ref_seconds.append(ref_window(steps))
-        _rates(row, "", ggo_seconds, steps * batch_size)
-        row["finite"] = bool(finite)
-        row["g_loss"] = round(timer.logs.get("g_loss", math.nan), 4)
-        if ref_window is not None:
-            _rates(row, "reference_", ref_seconds, steps * batch_size)
-            row["reference_finite"] = all(math.isfinite(v) for v in ref_losses)
-            row["ratio"] = round(row["images_per_s"] / row["reference_images_per_s"], 3)
-            row["cpu_ratio"] = round(row["images_per_cpu_s"] / row["reference_images_per_cpu_s"], 3)
+        _time_windows(row, ggo_window, timer, ref_window, ref_losses, steps=steps, windows=windows, batch_size=batch_size)
     except Exception as exc:  # noqa: BLE001 - one failing mode must not end the benchmark
         row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         log(f"[bench] {case} failed: {row['error']}")
@@ -263,6 +275,15 @@ def measure_train_case(
         gc.collect()
         set_precision("float32")
     return row
+
+
+def _repeated(images: np.ndarray, masks: np.ndarray, on_jax: bool) -> Any:
+    """The one batch forever: a ``tf.data`` dataset, or on JAX a Python generator (what fit takes there)."""
+    if on_jax:
+        return _forever((images, masks))
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensors((images, masks)).repeat()
 
 
 def _forever(batch):
