@@ -1,7 +1,8 @@
 """Segmentation metrics exactly as DESIGN.md's evaluation protocol defines them.
 
-A pixel is positive when its value is **strictly greater** than the threshold (``eval.threshold``
-of the config schema, 0.5 unless set), for the prediction and for the ground truth alike (the same rule as the data cache's "> 0.5").
+A pixel is positive when its value is **strictly greater** than the threshold (the config
+schema's ``eval.threshold``, 0.5 unless set), for the prediction and for the ground truth alike
+(the same rule as the data cache's "> 0.5").
 
 - ``dice``: mean over images of 2|P∩G| / (|P| + |G|); an image with empty P and G scores 1.
 - ``dice_pooled``: 2|P∩G| / (|P| + |G|) over all pixels of the set at once.
