@@ -121,7 +121,6 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
 def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
     """Check the Keras backend, set precision and seed, and load the fold's splits from the cache."""
     from ggo.data import prepare_from_config
-    # GAN/make_dataset (ggo.training) are the JAX or the TensorFlow ones, per Keras' backend.
     from ggo.training import set_precision, set_random_seed  # keras.utils' would import TensorFlow under JAX
 
     t = config["train"]
@@ -148,7 +147,7 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
 def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any:
     """The generator and discriminator of the config, wrapped in the backend's GAN and compiled."""
     from ggo.models import build_models, receptive_field
-    from ggo.training import GAN, make_schedule
+    from ggo.training import GAN, make_schedule  # the JAX or the TensorFlow GAN, per Keras' backend
 
     t, loss = config["train"], config["loss"]
     generator, discriminator = build_models(config["gen"], config["disc"], data.resolution)
