@@ -108,19 +108,19 @@ def measure(args) -> dict:
     import keras
     import numpy as np
 
-    from ggo.training import set_precision, set_random_seed
-    from ggo.training.jax_gan import JaxGAN, make_gan
-    from ggo.training.numpy_pipeline import AugmentConfig, make_dataset
+    from ggo.training import AugmentConfig, for_backend, set_precision, set_random_seed
 
-    if keras.backend.backend() != "jax":
-        raise SystemExit(f"KERAS_BACKEND must be jax, Keras runs on {keras.backend.backend()}")
+    try:
+        jax_trainer = for_backend("jax", by="scripts/gpu_check.py trains on JAX (KERAS_BACKEND=jax)")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     device = jax.devices()[0]
     if args.expect_gpu and device.platform != "gpu":
         raise SystemExit(f"--expect-gpu: JAX runs on {jax.devices()} (is the CUDA plugin installed and working?)")
     policy = set_precision(args.only)
     set_random_seed(0)
     images, masks = load_cache(args.cache, args.resolution)
-    gan: JaxGAN = make_gan(
+    gan = jax_trainer.make_gan(
         "unet", "patchgan", args.resolution,
         dict(depth=args.depth, base_filters=args.gen_filters, max_filters=args.max_filters),
         dict(n_layers=3, base_filters=args.disc_filters, max_filters=args.max_filters),
@@ -131,8 +131,8 @@ def measure(args) -> dict:
         adversarial_weight=1.0, l1_weight=100.0,
     )
     augment = AugmentConfig() if args.augment else None
-    data = make_dataset(images, masks, batch_size=args.batch, shuffle=True, augment=augment, seed=0,
-                        drop_remainder=True, workers=args.workers)
+    data = jax_trainer.make_dataset(images, masks, batch_size=args.batch, shuffle=True, augment=augment, seed=0,
+                                    drop_remainder=True, workers=args.workers)
     per_epoch = len(data)
     if per_epoch == 0:
         raise SystemExit(f"{len(images)} images make no batch of {args.batch}")
