@@ -97,23 +97,75 @@ def load_cache(path: str | None, resolution: int):
 
 
 # ------------------------------------------------------------------ one precision
-def measure(args) -> dict:
-    """Train ``args.steps`` measured steps in ``args.only`` precision; return the figures."""
+def _jax_trainer():
+    """ggo's JAX trainer (``for_backend("jax")``), imported without torchvision or TensorFlow."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     # ggo/__init__ imports torchvision for ggo.data; this check needs neither, and keeps torch's
     # CUDA libraries out of the JAX process.
     sys.modules.setdefault("torchvision", None)
     sys.path.insert(0, str(ROOT))
+    from ggo.training import for_backend
+
+    try:
+        return for_backend("jax", by="scripts/gpu_check.py trains on JAX (KERAS_BACKEND=jax)")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _time_fit(gan, data, args) -> dict:
+    """``gan.fit`` for ``args.warmup + args.steps`` batches, each one stamped when it is done."""
+    import keras
+    import numpy as np
+
+    stamps: list[float] = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["g_loss"])  # sync: the step is done
+            stamps.append(time.perf_counter())
+
+    total = args.warmup + args.steps
+    started = time.perf_counter()
+    history = gan.fit(data, epochs=math.ceil(total / len(data)), callbacks=[Stamp()], verbose=0)
+    stamps = [started, *stamps][: total + 1]
+    timed = stamps[args.warmup :]
+    intervals = np.diff(timed)  # one per measured step; epoch boundaries (every len(data) steps) included
+    return {
+        "compile_s": stamps[1] - stamps[0],
+        "fit_ips": args.batch * len(intervals) / float(intervals.sum()) if len(intervals) else float("nan"),
+        "fit_ips_median": args.batch / float(np.median(intervals)) if len(intervals) else float("nan"),
+        "hist": {k: float(v[-1]) for k, v in history.history.items()},
+    }
+
+
+def _time_step_alone(gan, images, masks, args) -> float:
+    """Seconds per jitted train step on a device-resident batch and state, synced once at the end.
+
+    fit's own compiled step (jax.jit of train_step, state donated): no second compilation. The
+    state's buffers are donated, so the model's variables are not read after this."""
+    import jax
+
+    state = gan._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                               optimizer_variables=True, metrics_variables=True)
+    batch = jax.device_put((images[: args.batch], masks[: args.batch]))
+    logs, state = gan.train_function(state, iter([batch]))
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        logs, state = gan.train_function(state, iter([batch]))
+    jax.block_until_ready(state)
+    return (time.perf_counter() - t0) / args.steps
+
+
+def measure(args) -> dict:
+    """Train ``args.steps`` measured steps in ``args.only`` precision; return the figures."""
+    jax_trainer = _jax_trainer()
     import jax
     import keras
     import numpy as np
 
-    from ggo.training import AugmentConfig, for_backend, set_precision, set_random_seed
+    from ggo.training import AugmentConfig, set_precision, set_random_seed
 
-    try:
-        jax_trainer = for_backend("jax", by="scripts/gpu_check.py trains on JAX (KERAS_BACKEND=jax)")
-    except RuntimeError as exc:
-        raise SystemExit(str(exc)) from None
     device = jax.devices()[0]
     if args.expect_gpu and device.platform != "gpu":
         raise SystemExit(f"--expect-gpu: JAX runs on {jax.devices()} (is the CUDA plugin installed and working?)")
@@ -137,42 +189,12 @@ def measure(args) -> dict:
     if per_epoch == 0:
         raise SystemExit(f"{len(images)} images make no batch of {args.batch}")
 
-    stamps: list[float] = []
-
-    class Stamp(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["g_loss"])  # sync: the step is done
-            stamps.append(time.perf_counter())
-
-    total = args.warmup + args.steps
-    started = time.perf_counter()
-    history = gan.fit(data, epochs=math.ceil(total / per_epoch), callbacks=[Stamp()], verbose=0)
-    stamps = [started, *stamps][: total + 1]
-    compile_s = stamps[1] - stamps[0]
-    timed = stamps[args.warmup :]
-    intervals = np.diff(timed)  # one per measured step; epoch boundaries (every len(data) steps) included
-    fit_ips = args.batch * len(intervals) / float(intervals.sum()) if len(intervals) else float("nan")
-    fit_ips_median = args.batch / float(np.median(intervals)) if len(intervals) else float("nan")
-
+    fit = _time_fit(gan, data, args)
     scale = None
     if isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer):
         scale = float(np.asarray(gan.g_optimizer.dynamic_scale.value))
-    hist = {k: float(v[-1]) for k, v in history.history.items()}
-
-    # The step alone: device-resident batch and state, one sync at the end. The state's
-    # buffers are donated, so the model's variables are not read after this.
-    # fit's own compiled step (jax.jit of train_step, state donated): no second compilation.
-    state = gan._get_jax_state(trainable_variables=True, non_trainable_variables=True,
-                               optimizer_variables=True, metrics_variables=True)
-    batch = jax.device_put((images[: args.batch], masks[: args.batch]))
-    logs, state = gan.train_function(state, iter([batch]))
-    jax.block_until_ready(state)
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        logs, state = gan.train_function(state, iter([batch]))
-    jax.block_until_ready(state)
-    step_s = (time.perf_counter() - t0) / args.steps
-
+    step_s = _time_step_alone(gan, images, masks, args)
+    hist = fit["hist"]
     stats = device.memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return {
@@ -186,9 +208,9 @@ def measure(args) -> dict:
         "warmup": args.warmup,
         "steps": args.steps,
         "augment": bool(args.augment),
-        "compile_s": round(compile_s, 2),
-        "fit_images_per_s": round(fit_ips, 1),
-        "fit_images_per_s_median_step": round(fit_ips_median, 1),
+        "compile_s": round(fit["compile_s"], 2),
+        "fit_images_per_s": round(fit["fit_ips"], 1),
+        "fit_images_per_s_median_step": round(fit["fit_ips_median"], 1),
         "steps_per_epoch": per_epoch,
         "step_ms": round(1000 * step_s, 2),
         "step_images_per_s": round(args.batch / step_s, 1),
