@@ -97,45 +97,25 @@ def load_cache(path: str | None, resolution: int):
 
 
 # ------------------------------------------------------------------ one precision
-def measure(args) -> dict:
-    """Train ``args.steps`` measured steps in ``args.only`` precision; return the figures."""
+def _jax_trainer():
+    """ggo's JAX trainer (``for_backend("jax")``), imported without torchvision or TensorFlow."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     # ggo/__init__ imports torchvision for ggo.data; this check needs neither, and keeps torch's
     # CUDA libraries out of the JAX process.
     sys.modules.setdefault("torchvision", None)
     sys.path.insert(0, str(ROOT))
-    import jax
+    from ggo.training import for_backend
+
+    try:
+        return for_backend("jax", by="scripts/gpu_check.py trains on JAX (KERAS_BACKEND=jax)")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _time_fit(gan, data, args) -> dict:
+    """``gan.fit`` for ``args.warmup + args.steps`` batches, each one stamped when it is done."""
     import keras
     import numpy as np
-
-    from ggo.training import set_precision, set_random_seed
-    from ggo.training.jax_gan import JaxGAN, make_gan
-    from ggo.training.numpy_pipeline import AugmentConfig, make_dataset
-
-    if keras.backend.backend() != "jax":
-        raise SystemExit(f"KERAS_BACKEND must be jax, Keras runs on {keras.backend.backend()}")
-    device = jax.devices()[0]
-    if args.expect_gpu and device.platform != "gpu":
-        raise SystemExit(f"--expect-gpu: JAX runs on {jax.devices()} (is the CUDA plugin installed and working?)")
-    policy = set_precision(args.only)
-    set_random_seed(0)
-    images, masks = load_cache(args.cache, args.resolution)
-    gan: JaxGAN = make_gan(
-        "unet", "patchgan", args.resolution,
-        dict(depth=args.depth, base_filters=args.gen_filters, max_filters=args.max_filters),
-        dict(n_layers=3, base_filters=args.disc_filters, max_filters=args.max_filters),
-    )
-    gan.compile(
-        keras.optimizers.Adam(2e-4, beta_1=0.5),
-        keras.optimizers.Adam(2e-4, beta_1=0.5),
-        adversarial_weight=1.0, l1_weight=100.0,
-    )
-    augment = AugmentConfig() if args.augment else None
-    data = make_dataset(images, masks, batch_size=args.batch, shuffle=True, augment=augment, seed=0,
-                        drop_remainder=True, workers=args.workers)
-    per_epoch = len(data)
-    if per_epoch == 0:
-        raise SystemExit(f"{len(images)} images make no batch of {args.batch}")
 
     stamps: list[float] = []
 
@@ -146,22 +126,25 @@ def measure(args) -> dict:
 
     total = args.warmup + args.steps
     started = time.perf_counter()
-    history = gan.fit(data, epochs=math.ceil(total / per_epoch), callbacks=[Stamp()], verbose=0)
+    history = gan.fit(data, epochs=math.ceil(total / len(data)), callbacks=[Stamp()], verbose=0)
     stamps = [started, *stamps][: total + 1]
-    compile_s = stamps[1] - stamps[0]
     timed = stamps[args.warmup :]
     intervals = np.diff(timed)  # one per measured step; epoch boundaries (every len(data) steps) included
-    fit_ips = args.batch * len(intervals) / float(intervals.sum()) if len(intervals) else float("nan")
-    fit_ips_median = args.batch / float(np.median(intervals)) if len(intervals) else float("nan")
+    return {
+        "compile_s": stamps[1] - stamps[0],
+        "fit_ips": args.batch * len(intervals) / float(intervals.sum()) if len(intervals) else float("nan"),
+        "fit_ips_median": args.batch / float(np.median(intervals)) if len(intervals) else float("nan"),
+        "hist": {k: float(v[-1]) for k, v in history.history.items()},
+    }
 
-    scale = None
-    if isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer):
-        scale = float(np.asarray(gan.g_optimizer.dynamic_scale.value))
-    hist = {k: float(v[-1]) for k, v in history.history.items()}
 
-    # The step alone: device-resident batch and state, one sync at the end. The state's
-    # buffers are donated, so the model's variables are not read after this.
-    # fit's own compiled step (jax.jit of train_step, state donated): no second compilation.
+def _time_step_alone(gan, images, masks, args) -> float:
+    """Seconds per jitted train step on a device-resident batch and state, synced once at the end.
+
+    fit's own compiled step (jax.jit of train_step, state donated): no second compilation. The
+    state's buffers are donated, so the model's variables are not read after this."""
+    import jax
+
     state = gan._get_jax_state(trainable_variables=True, non_trainable_variables=True,
                                optimizer_variables=True, metrics_variables=True)
     batch = jax.device_put((images[: args.batch], masks[: args.batch]))
@@ -171,8 +154,47 @@ def measure(args) -> dict:
     for _ in range(args.steps):
         logs, state = gan.train_function(state, iter([batch]))
     jax.block_until_ready(state)
-    step_s = (time.perf_counter() - t0) / args.steps
+    return (time.perf_counter() - t0) / args.steps
 
+
+def measure(args) -> dict:
+    """Train ``args.steps`` measured steps in ``args.only`` precision; return the figures."""
+    jax_trainer = _jax_trainer()
+    import jax
+    import keras
+    import numpy as np
+
+    from ggo.training import AugmentConfig, set_precision, set_random_seed
+
+    device = jax.devices()[0]
+    if args.expect_gpu and device.platform != "gpu":
+        raise SystemExit(f"--expect-gpu: JAX runs on {jax.devices()} (is the CUDA plugin installed and working?)")
+    policy = set_precision(args.only)
+    set_random_seed(0)
+    images, masks = load_cache(args.cache, args.resolution)
+    gan = jax_trainer.make_gan(
+        "unet", "patchgan", args.resolution,
+        dict(depth=args.depth, base_filters=args.gen_filters, max_filters=args.max_filters),
+        dict(n_layers=3, base_filters=args.disc_filters, max_filters=args.max_filters),
+    )
+    gan.compile(
+        keras.optimizers.Adam(2e-4, beta_1=0.5),
+        keras.optimizers.Adam(2e-4, beta_1=0.5),
+        adversarial_weight=1.0, l1_weight=100.0,
+    )
+    augment = AugmentConfig() if args.augment else None
+    data = jax_trainer.make_dataset(images, masks, batch_size=args.batch, shuffle=True, augment=augment, seed=0,
+                                    drop_remainder=True, workers=args.workers)
+    per_epoch = len(data)
+    if per_epoch == 0:
+        raise SystemExit(f"{len(images)} images make no batch of {args.batch}")
+
+    fit = _time_fit(gan, data, args)
+    scale = None
+    if isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer):
+        scale = float(np.asarray(gan.g_optimizer.dynamic_scale.value))
+    step_s = _time_step_alone(gan, images, masks, args)
+    hist = fit["hist"]
     stats = device.memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return {
@@ -186,9 +208,9 @@ def measure(args) -> dict:
         "warmup": args.warmup,
         "steps": args.steps,
         "augment": bool(args.augment),
-        "compile_s": round(compile_s, 2),
-        "fit_images_per_s": round(fit_ips, 1),
-        "fit_images_per_s_median_step": round(fit_ips_median, 1),
+        "compile_s": round(fit["compile_s"], 2),
+        "fit_images_per_s": round(fit["fit_ips"], 1),
+        "fit_images_per_s_median_step": round(fit["fit_ips_median"], 1),
         "steps_per_epoch": per_epoch,
         "step_ms": round(1000 * step_s, 2),
         "step_images_per_s": round(args.batch / step_s, 1),

@@ -83,125 +83,173 @@ def train_cases(opts: BenchOptions) -> list[Any]:
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The settings every section shares: the options resolved against ggo's ``conf/`` defaults."""
+
+    batch: int
+    steps: int
+    windows: int
+    warmup: int
+    gen: dict[str, dict[str, Any]]  # generator name -> its options
+    disc: dict[str, Any]  # the 70 px PatchGAN's options
+    loss: dict[str, dict[str, Any]]  # generator name -> its loss defaults
+    shorter_above_128: bool  # quick mode without --steps
+
+    def steps_at(self, resolution: int) -> int:
+        # Quick mode keeps windows about as long at 256 px as at 128 px (a step costs ~4x).
+        return max(2, self.steps // 2) if self.shorter_above_128 and resolution > 128 else self.steps
+
+    def settings(self) -> dict[str, Any]:
+        """The ``settings`` entry of the result."""
+        return {
+            "batch_size": self.batch, "steps_per_window": self.steps, "windows": self.windows,
+            "warmup_steps": self.warmup, "gen": {g: dict(o) for g, o in self.gen.items()},
+            "disc": {"name": "patchgan", **self.disc}, "loss": self.loss["unet"],
+        }  # fmt: skip
+
+
+def _with_base_filters(options: dict[str, Any], base_filters: int | None) -> dict[str, Any]:
+    out = dict(options)
+    if base_filters:
+        out["base_filters"] = base_filters
+        out["max_filters"] = max(out["max_filters"], base_filters)
+    return out
+
+
+def _plan(opts: BenchOptions) -> _Plan:
+    from ggo.bench.throughput import conf_defaults
+
+    defaults = {gen: conf_defaults(gen) for gen in ("unet", "attention_unet")}
+    return _Plan(
+        batch=opts.batch_size or defaults["unet"]["batch_size"],
+        steps=opts.steps or (QUICK_STEPS if opts.quick else FULL_STEPS),
+        windows=opts.windows or (QUICK_WINDOWS if opts.quick else FULL_WINDOWS),
+        warmup=opts.warmup_steps or (QUICK_WARMUP if opts.quick else FULL_WARMUP),
+        gen={gen: _with_base_filters(d["gen"], opts.base_filters) for gen, d in defaults.items()},
+        disc=_with_base_filters(defaults["unet"]["disc"], opts.disc_base_filters),
+        loss={gen: d["loss"] for gen, d in defaults.items()},
+        shorter_above_128=opts.quick and not opts.steps,
+    )
+
+
+def _train_rows(cases: list[Any], plan: _Plan, opts: BenchOptions, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Section 1 and 2: one throughput row per grid case."""
+    from ggo.bench.throughput import measure_train_case
+
+    rows = []
+    for i, case in enumerate(cases, 1):
+        row = measure_train_case(
+            case, batch_size=plan.batch, gen_opts=dict(plan.gen[case.gen]), disc_opts=dict(plan.disc),
+            loss=plan.loss[case.gen], steps=plan.steps_at(case.resolution), windows=plan.windows,
+            warmup_steps=plan.warmup, reference=opts.reference, log=log,
+        )  # fmt: skip
+        rows.append(row)
+        log(f"[bench] train {i}/{len(cases)} {case.resolution} px {case.gen} {case.precision} "
+            f"XLA {'on' if case.jit_compile else 'off'}: ggo {row['images_per_s']} img/s, "
+            f"reference {row['reference_images_per_s']} img/s")  # fmt: skip
+    return rows
+
+
+@dataclasses.dataclass
+class _Sections:
+    """Runs the sections after training: a failing one is recorded in ``errors``, the rest go on."""
+
+    log: Callable[[str], None]
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as exc:  # noqa: BLE001 - record and go on with the other sections
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            self.log(f"[bench] {name} failed: {self.errors[name]}")
+            return None
+        self.log(f"[bench] {name} done in {time.perf_counter() - t:.0f}s")
+        return value
+
+
+def _pipeline(opts: BenchOptions, plan: _Plan, resolutions: list[int], sections: _Sections) -> dict[str, Any]:
+    """Section 3: the input pipeline alone, per resolution of the grid."""
+    from ggo.bench.throughput import measure_input_pipeline
+
+    pipe: dict[str, Any] = {}
+    if opts.pipeline:
+        for res in resolutions:
+            got = sections.run(f"input_pipeline_{res}", lambda res=res: measure_input_pipeline(res, batch_size=plan.batch))
+            if got:
+                pipe[str(res)] = got
+    best = pipe[str(max(int(r) for r in pipe))]["images_per_s"] if pipe else None
+    return {"input_pipeline": pipe, "input_pipeline_images_per_s": best}
+
+
+def _inference(opts: BenchOptions, plan: _Plan, tmp: Path, sections: _Sections) -> dict[str, Any]:
+    """Section 4: inference from image files through the logged MLflow model."""
+    got = None
+    if opts.inference:
+        from ggo.bench.inference import measure_inference
+
+        n_files = opts.inference_files or (6 if opts.quick else 16)
+        got = sections.run(
+            "inference",
+            lambda: measure_inference(
+                resolution=256, gen="unet", gen_opts=dict(plan.gen["unet"]), n_files=n_files,
+                image_size=opts.inference_size, repeats=2 if opts.quick else 3, workdir=tmp,
+            ),  # fmt: skip
+        )
+    return {"inference": got, "inference_images_per_s": (got or {}).get("images_per_s")}
+
+
+def _subprocess_sections(opts: BenchOptions, tmp: Path, sections: _Sections) -> dict[str, Any]:
+    """Sections 5 and 6: start-up, multirun overhead and peak memory of real ``ggo.train`` runs."""
+    from ggo.bench import processes
+
+    out: dict[str, Any] = {"startup": None, "multirun": None, "memory": None}
+    if opts.overhead:
+        out["startup"] = sections.run("startup", lambda: processes.measure_startup(tmp))
+        out["multirun"] = sections.run("multirun", lambda: processes.measure_multirun(tmp, jobs=opts.multirun_jobs))
+    if opts.memory:
+        out["memory"] = sections.run("memory", lambda: processes.measure_memory(tmp, resolution=opts.memory_resolution))
+    multirun = out["multirun"] or {}
+    out["startup_s"] = (out["startup"] or {}).get("startup_s")
+    out["multirun_overhead_s"] = {"first": multirun["first"], "later": multirun["later"]} if multirun else None
+    out["peak_rss_mb"] = (out["memory"] or {}).get("peak_rss_mb")
+    return out
+
+
+def _skipped(opts: BenchOptions) -> list[str]:
+    switches = (("reference", opts.reference), ("input_pipeline", opts.pipeline), ("inference", opts.inference),
+                ("overhead", opts.overhead), ("memory", opts.memory))  # fmt: skip
+    return [name for name, on in switches if not on]
+
+
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the selected sections; return the result (see ``ggo.bench.report`` for its files)."""
+    from ggo.backend import require_backend
     from ggo.bench import report
     from ggo.bench.machine import load_average, machine_info
-    import keras
 
-    from ggo.bench.throughput import conf_defaults, measure_input_pipeline, measure_train_case
-
-    if keras.backend.backend() != opts.backend:
-        raise RuntimeError(
-            f"run_bench(backend={opts.backend!r}) in a process whose Keras runs on {keras.backend.backend()!r}: "
-            "call ggo.backend.select_backend before importing keras (python -m ggo.bench --backend does)"
-        )
+    require_backend(opts.backend, by=f"run_bench(backend={opts.backend!r})")
     started = time.perf_counter()
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "mode": "quick" if opts.quick else "full",
         "machine": machine_info(),
     }
-    defaults = {gen: conf_defaults(gen) for gen in ("unet", "attention_unet")}
-    batch = opts.batch_size or defaults["unet"]["batch_size"]
-    steps = opts.steps or (QUICK_STEPS if opts.quick else FULL_STEPS)
-    windows = opts.windows or (QUICK_WINDOWS if opts.quick else FULL_WINDOWS)
-    warmup = opts.warmup_steps or (QUICK_WARMUP if opts.quick else FULL_WARMUP)
-
-    def steps_at(res: int) -> int:
-        # Quick mode keeps windows about as long at 256 px as at 128 px (a step costs ~4x).
-        return max(2, steps // 2) if opts.quick and not opts.steps and res > 128 else steps
+    plan = _plan(opts)
     log(f"[bench] {result['machine']['device']}; load average {result['machine']['load_average_start']}")
-
-    def gen_opts(gen: str) -> dict[str, Any]:
-        g = dict(defaults[gen]["gen"])
-        if opts.base_filters:
-            g["base_filters"] = opts.base_filters
-            g["max_filters"] = max(g["max_filters"], opts.base_filters)
-        return g
-
-    disc_opts = dict(defaults["unet"]["disc"])
-    if opts.disc_base_filters:
-        disc_opts["base_filters"] = opts.disc_base_filters
-        disc_opts["max_filters"] = max(disc_opts["max_filters"], opts.disc_base_filters)
-    result["settings"] = {
-        "batch_size": batch, "steps_per_window": steps, "windows": windows, "warmup_steps": warmup,
-        "gen": {g: gen_opts(g) for g in ("unet", "attention_unet")}, "disc": {"name": "patchgan", **disc_opts},
-        "loss": defaults["unet"]["loss"],
-    }  # fmt: skip
-
-    errors: dict[str, str] = {}
-    rows = []
+    result["settings"] = plan.settings()
     cases = train_cases(opts)
-    for i, case in enumerate(cases, 1):
-        row = measure_train_case(
-            case, batch_size=batch, gen_opts=gen_opts(case.gen), disc_opts=disc_opts, loss=defaults[case.gen]["loss"],
-            steps=steps_at(case.resolution), windows=windows, warmup_steps=warmup, reference=opts.reference, log=log,
-        )  # fmt: skip
-        rows.append(row)
-        log(f"[bench] train {i}/{len(cases)} {case.resolution} px {case.gen} {case.precision} "
-            f"XLA {'on' if case.jit_compile else 'off'}: ggo {row['images_per_s']} img/s, "
-            f"reference {row['reference_images_per_s']} img/s")  # fmt: skip
-    result["train"] = rows
+    result["train"] = _train_rows(cases, plan, opts, log)
 
-    def section(name: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter()
-        try:
-            value = fn()
-        except Exception as exc:  # noqa: BLE001 - record and go on with the other sections
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            log(f"[bench] {name} failed: {errors[name]}")
-            return None
-        log(f"[bench] {name} done in {time.perf_counter() - t:.0f}s")
-        return value
-
-    resolutions = sorted({c.resolution for c in cases})
-    result["input_pipeline"] = {}
-    if opts.pipeline:
-        for res in resolutions:
-            got = section(f"input_pipeline_{res}", lambda res=res: measure_input_pipeline(res, batch_size=batch))
-            if got:
-                result["input_pipeline"][str(res)] = got
-    pipe = result["input_pipeline"]
-    result["input_pipeline_images_per_s"] = pipe[str(max(int(r) for r in pipe))]["images_per_s"] if pipe else None
-
+    sections = _Sections(log)
+    result.update(_pipeline(opts, plan, sorted({c.resolution for c in cases}), sections))
     with tempfile.TemporaryDirectory(prefix="ggo-bench-", dir=opts.workdir) as tmp:
-        tmp = Path(tmp)
-        result["inference"] = None
-        if opts.inference:
-            from ggo.bench.inference import measure_inference
-
-            n_files = opts.inference_files or (6 if opts.quick else 16)
-            result["inference"] = section(
-                "inference",
-                lambda: measure_inference(
-                    resolution=256, gen="unet", gen_opts=gen_opts("unet"), n_files=n_files,
-                    image_size=opts.inference_size, repeats=2 if opts.quick else 3, workdir=tmp,
-                ),  # fmt: skip
-            )
-        result["inference_images_per_s"] = (result["inference"] or {}).get("images_per_s")
-
-        from ggo.bench import processes
-
-        result["startup"] = result["multirun"] = result["memory"] = None
-        if opts.overhead:
-            result["startup"] = section("startup", lambda: processes.measure_startup(tmp))
-            result["multirun"] = section("multirun", lambda: processes.measure_multirun(tmp, jobs=opts.multirun_jobs))
-        if opts.memory:
-            result["memory"] = section(
-                "memory", lambda: processes.measure_memory(tmp, resolution=opts.memory_resolution)
-            )
-    result["startup_s"] = (result["startup"] or {}).get("startup_s")
-    multirun = result["multirun"] or {}
-    result["multirun_overhead_s"] = {"first": multirun["first"], "later": multirun["later"]} if multirun else None
-    result["peak_rss_mb"] = (result["memory"] or {}).get("peak_rss_mb")
-
-    result["skipped"] = [
-        name for name, on in (("reference", opts.reference), ("input_pipeline", opts.pipeline),
-                              ("inference", opts.inference), ("overhead", opts.overhead), ("memory", opts.memory))
-        if not on
-    ]  # fmt: skip
-    result["errors"] = errors
+        result.update(_inference(opts, plan, Path(tmp), sections))
+        result.update(_subprocess_sections(opts, Path(tmp), sections))
+    result["skipped"] = _skipped(opts)
+    result["errors"] = sections.errors
     result["targets"] = report.evaluate_targets(result)
     result["machine"]["load_average_end"] = load_average()
     result["seconds"] = round(time.perf_counter() - started, 1)

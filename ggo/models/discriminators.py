@@ -58,15 +58,7 @@ def build_discriminator(
     if name == "none":
         return None
     check_choice(norm, NORMS, "norm")
-    implied = DISCRIMINATORS[name]
-    if implied is not None and n_layers is not None and n_layers != implied:
-        raise ValueError(
-            f"Discriminator {name!r} means n_layers={implied}, got n_layers={n_layers}; "
-            f"use name='patchgan' with n_layers={n_layers} instead"
-        )
-    n_layers = n_layers if n_layers is not None else (implied or DEFAULT_N_LAYERS)
-    if n_layers < 1:
-        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    n_layers = _n_layers(name, n_layers)
     if resolution < 2**n_layers:
         raise ValueError(
             f"Discriminator resolution {resolution} is smaller than 2**n_layers = {2**n_layers}; "
@@ -77,7 +69,25 @@ def build_discriminator(
             f"Need 1 <= base_filters <= max_filters, got base_filters={base_filters}, "
             f"max_filters={max_filters}"
         )
+    return _patchgan(resolution, n_layers, base_filters, max_filters, norm, in_channels)
 
+
+def _n_layers(name: str, n_layers: int | None) -> int:
+    """The stride-2 layers ``name`` means, checked against an explicit ``n_layers``."""
+    implied = DISCRIMINATORS[name]
+    if implied is not None and n_layers is not None and n_layers != implied:
+        raise ValueError(
+            f"Discriminator {name!r} means n_layers={implied}, got n_layers={n_layers}; "
+            f"use name='patchgan' with n_layers={n_layers} instead"
+        )
+    n_layers = n_layers if n_layers is not None else (implied or DEFAULT_N_LAYERS)
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    return n_layers
+
+
+def _patchgan(resolution: int, n_layers: int, base_filters: int, max_filters: int, norm: str, in_channels: int) -> keras.Model:
+    """The PatchGAN's layers (arguments already checked); see :func:`build_discriminator`."""
     image = keras.Input((resolution, resolution, in_channels), name="image")
     mask = keras.Input((resolution, resolution, 1), name="mask")
     mask_centred = layers.Rescaling(2.0, offset=-1.0, name="mask_to_pm1")(mask)

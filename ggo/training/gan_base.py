@@ -22,6 +22,21 @@ def _uses_float16(model: keras.Model | None) -> bool:
     return any(layer.compute_dtype == "float16" for layer in model.layers)
 
 
+def _check_compile_args(weights: dict, adversarial_mode: str, label_smoothing: float, d_steps: int) -> None:
+    """The checks of ``GANBase.compile`` that need no model."""
+    if adversarial_mode not in ADVERSARIAL_MODES:
+        raise ValueError(
+            f"Unknown adversarial_mode {adversarial_mode!r}; valid: {', '.join(ADVERSARIAL_MODES)}"
+        )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if int(d_steps) < 1:
+        raise ValueError(f"d_steps must be >= 1, got {d_steps}")
+    for term, weight in weights.items():
+        if weight < 0:
+            raise ValueError(f"{term} must be >= 0, got {weight}")
+
+
 class GANBase(keras.Model):
     """A generator and an optional discriminator trained together; see ``GAN`` for the API.
 
@@ -77,23 +92,26 @@ class GANBase(keras.Model):
                 given, so a NaN/Inf loss stops training with ``NonFiniteLossError``.
             **kwargs: passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``).
         """
-        if adversarial_mode not in ADVERSARIAL_MODES:
-            raise ValueError(
-                f"Unknown adversarial_mode {adversarial_mode!r}; valid: {', '.join(ADVERSARIAL_MODES)}"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if int(d_steps) < 1:
-            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
-        for term, weight in (
-            ("adversarial_weight", adversarial_weight),
-            ("l1_weight", l1_weight),
-            ("bce_weight", bce_weight),
-            ("dice_weight", dice_weight),
-            ("lung_weight", lung_weight),
-        ):
-            if weight < 0:
-                raise ValueError(f"{term} must be >= 0, got {weight}")
+        weights = {
+            "adversarial_weight": adversarial_weight,
+            "l1_weight": l1_weight,
+            "bce_weight": bce_weight,
+            "dice_weight": dice_weight,
+            "lung_weight": lung_weight,
+        }
+        _check_compile_args(weights, adversarial_mode, label_smoothing, d_steps)
+        self._check_optimizer_args(g_optimizer, d_optimizer, kwargs)
+        self._keras_compile(bool(jit_compile), **kwargs)
+        for term, weight in weights.items():
+            setattr(self, term, float(weight))
+        self.adversarial_mode = adversarial_mode
+        self.label_smoothing = float(label_smoothing)
+        self.d_steps = int(d_steps)
+        self.raise_on_non_finite = bool(raise_on_non_finite)
+        self._set_optimizers(g_optimizer, d_optimizer)
+        self._compiled()
+
+    def _check_optimizer_args(self, g_optimizer, d_optimizer, kwargs: dict) -> None:
         if self.discriminator is not None and d_optimizer is None:
             raise ValueError("A GAN with a discriminator needs d_optimizer")
         if d_optimizer is not None and d_optimizer is g_optimizer:
@@ -102,17 +120,8 @@ class GANBase(keras.Model):
             raise ValueError("GAN.compile takes g_optimizer/d_optimizer and loss weights, not "
                              "optimizer/loss/metrics")
 
-        self._keras_compile(bool(jit_compile), **kwargs)
-        self.adversarial_weight = float(adversarial_weight)
-        self.l1_weight = float(l1_weight)
-        self.bce_weight = float(bce_weight)
-        self.dice_weight = float(dice_weight)
-        self.lung_weight = float(lung_weight)
-        self.adversarial_mode = adversarial_mode
-        self.label_smoothing = float(label_smoothing)
-        self.d_steps = int(d_steps)
-        self.raise_on_non_finite = bool(raise_on_non_finite)
-
+    def _set_optimizers(self, g_optimizer, d_optimizer) -> None:
+        """One optimizer per network, loss-scaled under float16 and built on its variables."""
         loss_scaling = _uses_float16(self.generator) or (
             keras.mixed_precision.global_policy().name == "mixed_float16"
         )
@@ -123,7 +132,6 @@ class GANBase(keras.Model):
         # Callbacks that adjust "the" optimizer (ReduceLROnPlateau, LearningRateScheduler) act on
         # the generator's. It is built on the generator's variables only.
         self.optimizer = self.g_optimizer
-        self._compiled()
 
     def _keras_compile(self, jit_compile: bool, **kwargs) -> None:
         """``keras.Model.compile`` with the backend's idea of ``jit_compile``."""

@@ -40,6 +40,7 @@ import jax
 import keras
 from keras import ops
 
+from ggo.backend import require_backend
 from ggo.losses import adversarial_loss
 from ggo.training.gan_base import LOSS_NAMES, GANBase  # noqa: F401  (LOSS_NAMES re-exported)
 
@@ -86,12 +87,7 @@ class JaxGAN(GANBase):
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model | None = None, **kwargs):
-        if keras.backend.backend() != "jax":
-            raise RuntimeError(
-                f"JaxGAN needs the JAX backend, but Keras runs on {keras.backend.backend()!r}: "
-                "set KERAS_BACKEND=jax before anything imports keras (python -m ggo.train "
-                "train.backend=jax does), or use ggo.training.GAN"
-            )
+        require_backend("jax", by="JaxGAN needs the JAX backend")
         super().__init__(generator, discriminator, **kwargs)
 
     # ---------------------------------------------------------------- compile

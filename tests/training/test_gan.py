@@ -8,16 +8,17 @@ import pytest
 
 from ggo.models import build_discriminator, build_generator
 from ggo.training import (
-    GAN,
     LOSS_NAMES,
     NonFiniteLossError,
     RaiseOnNonFinite,
-    make_dataset,
-    make_gan,
+    for_backend,
     make_schedule,
     set_precision,
 )
 from ggo.training.precision import gpu_available
+
+TRAINER = for_backend("tensorflow")  # this test process runs Keras on TensorFlow
+GAN, make_dataset, make_gan = TRAINER.GAN, TRAINER.make_dataset, TRAINER.make_gan
 
 METRICS = ("dice", "dice_pooled", "iou", "precision", "recall", "specificity")
 TINY_GEN = dict(depth=3, base_filters=4)

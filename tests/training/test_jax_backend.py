@@ -62,9 +62,10 @@ import json, math, sys
 import numpy as np
 import keras
 assert keras.backend.backend() == "jax", keras.backend.backend()
-from ggo.training import (GAN, LOSS_NAMES, NonFiniteLossError, make_dataset, make_gan,
-                          set_precision, set_random_seed)
+from ggo.training import LOSS_NAMES, NonFiniteLossError, for_backend, set_precision, set_random_seed
 from ggo.training.jax_gan import JaxGAN
+TRAINER = for_backend("jax")
+GAN, make_dataset, make_gan = TRAINER.GAN, TRAINER.make_dataset, TRAINER.make_gan
 METRICS = ("dice", "dice_pooled", "iou", "precision", "recall", "specificity")
 # One tiny model for every JAX test (and the CLI's tiny_overrides): its weight initialisers
 # then compile once per session (XLA cache), not once per test.
@@ -285,7 +286,9 @@ STEPS = '''
 import json, sys
 import numpy as np
 import keras
-from ggo.training import make_gan, set_precision
+from ggo.training import for_backend, set_precision
+
+make_gan = for_backend(keras.backend.backend()).make_gan  # this process's backend, either one
 
 CASES = [
     {"name": "patchgan", "disc": "patchgan",
