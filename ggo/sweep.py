@@ -5,7 +5,9 @@ process that drives a multirun it creates the parent run before any job starts (
 creates and migrates the store once, so parallel jobs never race on a new SQLite schema) and
 hands its id to the jobs through ``GGO_PARENT_RUN_ID``; each job becomes a child run. When the
 sweep ends it writes ``summary.csv``, ``summary.md`` and ``val_dice_curves.png`` to the parent,
-prints the ranking, and records the failures so ``python -m ggo.train`` exits non-zero.
+prints the ranking, and records the failures so ``python -m ggo.train`` exits non-zero. A sweeper
+that ranks its own trials (``hydra/sweeper=keras_tuner``) leaves ``search_results.yaml`` in the
+sweep dir; the callback attaches it to the parent run too.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
         self.uri: str | None = None
         self.job_env: dict[str, str] = {}
+        self.started = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         LAST_SWEEP.update(failed=0, parent_run_id=None)
+        self.started = time.time()
         if not config.tracking.enabled:
             return
         self.uri = tracking.ensure_store(config.tracking.uri)
@@ -79,6 +83,7 @@ class MlflowSweepCallback(Callback):
         if not self.parent_run_id or not self.uri:
             return
         try:
+            self.attach_search_results(config)
             failed = summarize(self.uri, self.parent_run_id, objective=config.objective)
             LAST_SWEEP.update(failed=failed, ended=True)
         finally:
@@ -86,6 +91,33 @@ class MlflowSweepCallback(Callback):
                 os.environ.pop(key, None)
             self.job_env = {}
         print_ui_hint(self.uri, self.parent_run_id)
+
+    def attach_search_results(self, config: DictConfig) -> None:
+        """Give the parent run the sweeper's ranking of the whole search, when it wrote one.
+
+        Only a file written during this multirun counts (a fixed ``hydra.sweep.dir`` may hold an
+        earlier one). Tracking must never fail the sweep: a failure here is a warning.
+        """
+        from pathlib import Path
+
+        import yaml
+
+        from hydra_plugins.ggo_keras_tuner_sweeper.config import RESULTS_FILE
+
+        path = Path(str(config.hydra.sweep.dir)) / RESULTS_FILE
+        if not path.is_file() or path.stat().st_mtime < self.started - 2:  # 2 s: coarse file-system clocks
+            return
+        try:
+            text = path.read_text()
+            results = yaml.safe_load(text) or {}
+            run = tracking.MlflowTracker.resume(self.uri, self.parent_run_id)
+            try:
+                run.set_tags({"ggo.sweeper": str(results.get("name")), "ggo.search_dir": str(results.get("directory"))})
+                run.log_text(text, RESULTS_FILE)
+            finally:
+                run.detach()
+        except Exception as exc:  # noqa: BLE001 - tracking must never fail the search
+            print(f"[ggo] could not attach {path} to the sweep's MLflow run: {exc}", flush=True)
 
 
 def mark_interrupted() -> None:

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -58,7 +59,7 @@ def test_every_preset_composes_and_states_its_axes_and_objective(name: str) -> N
 
 
 def test_the_search_preset_selects_keras_tuner_hyperband_with_a_valid_space() -> None:
-    from hydra_plugins.ggo_keras_tuner_sweeper._impl import add_param
+    from hydra_plugins.ggo_keras_tuner_sweeper._space import add_param
 
     import keras_tuner as kt
 
@@ -90,7 +91,7 @@ def test_keras_tuner_is_a_sweeper_option_hydra_discovers() -> None:
 def test_params_become_keras_tuner_hyperparameters_of_the_right_kind() -> None:
     import keras_tuner as kt
 
-    from hydra_plugins.ggo_keras_tuner_sweeper._impl import SearchSpaceError, add_param, flatten_params
+    from hydra_plugins.ggo_keras_tuner_sweeper._space import SearchSpaceError, add_param, flatten_params
 
     hp = kt.HyperParameters()
     assert add_param(hp, "gen", {"type": "choice", "values": ["unet", "attention_unet"]}) is None
@@ -122,7 +123,7 @@ def test_params_become_keras_tuner_hyperparameters_of_the_right_kind() -> None:
 def test_values_are_written_as_overrides_hydra_reads_back_unchanged() -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from hydra_plugins.ggo_keras_tuner_sweeper._impl import format_value
+    from hydra_plugins.ggo_keras_tuner_sweeper._space import format_value
 
     parser = OverridesParser.create()
     for value in (True, False, None, 3, 0.0003, 1e-05, "unet", "/tmp/a b/checkpoint.weights.h5", "1e-3", "it's"):
@@ -133,15 +134,16 @@ def test_values_are_written_as_overrides_hydra_reads_back_unchanged() -> None:
 def test_a_different_search_in_the_same_directory_is_refused(tmp_path: Path) -> None:
     import keras_tuner as kt
 
-    from hydra_plugins.ggo_keras_tuner_sweeper._impl import KerasTunerSweeperImpl
+    from hydra_plugins.ggo_keras_tuner_sweeper._state import load_oracle
+    from hydra_plugins.ggo_keras_tuner_sweeper.config import KerasTunerSweeperConf
 
     def load(values: list[int], fixed: list[str], max_trials: int = 3) -> Any:
-        sweeper = KerasTunerSweeperImpl(oracle="random", max_trials=max_trials, seed=1)
-        sweeper.project_dir = tmp_path / "search"
-        sweeper.project_dir.mkdir(exist_ok=True)
+        conf = KerasTunerSweeperConf(oracle="random", max_trials=max_trials, seed=1)
+        project = tmp_path / "search"
+        project.mkdir(exist_ok=True)
         hp = kt.HyperParameters()
         hp.Choice("gen.depth", values)
-        oracle = sweeper._load_oracle(hp, fixed)
+        oracle = load_oracle(conf, project, hp, fixed)
         oracle.verbose = 0
         return oracle
 
@@ -157,21 +159,124 @@ def test_a_different_search_in_the_same_directory_is_refused(tmp_path: Path) -> 
 
 
 def test_one_driver_per_search_directory_and_a_dead_drivers_lock_is_taken_over(tmp_path: Path) -> None:
-    from hydra_plugins.ggo_keras_tuner_sweeper._impl import _DriverLock
+    from hydra_plugins.ggo_keras_tuner_sweeper._lock import DriverLock
 
     lock = tmp_path / "driver.lock"
-    with _DriverLock(lock):
+    with DriverLock(lock):
         assert lock.exists()
-        with pytest.raises(RuntimeError, match="Another driver"):
-            with _DriverLock(lock):
+        with pytest.raises(RuntimeError, match="Another driver") as refused:
+            with DriverLock(lock):
                 pass
+        assert str(tmp_path) in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
     assert not lock.exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
 
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
-    with _DriverLock(lock):
+    with DriverLock(lock):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_a_killed_drivers_lock_is_free_for_the_next_driver(tmp_path: Path) -> None:
+    from hydra_plugins.ggo_keras_tuner_sweeper._lock import DriverLock
+
+    lock = tmp_path / "driver.lock"
+    holder = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hydra_plugins.ggo_keras_tuner_sweeper._lock import DriverLock\n"
+        "with DriverLock(Path(sys.argv[1])):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(300)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(lock)], cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        # a second driver is refused, told which process holds which directory
+        with pytest.raises(RuntimeError, match=f"Another driver .*pid {proc.pid}.* in {re.escape(str(tmp_path))}"):
+            with DriverLock(lock):
+                pass
+        proc.send_signal(signal.SIGKILL)  # no exit handler runs: the lock file stays behind
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL and lock.exists()
+    with DriverLock(lock):  # the kernel dropped the dead driver's lock with its process
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_the_config_dataclass_gives_the_sweeper_its_defaults_and_checks_its_values() -> None:
+    from hydra.errors import ConfigCompositionException
+    from hydra.utils import instantiate
+
+    from hydra_plugins.ggo_keras_tuner_sweeper.config import KerasTunerSweeperConf, OracleName
+    from hydra_plugins.ggo_keras_tuner_sweeper.keras_tuner_sweeper import KerasTunerSweeper
+
+    sweeper = instantiate(compose(["hydra/sweeper=keras_tuner"], with_hydra=True).hydra.sweeper)
+    assert isinstance(sweeper, KerasTunerSweeper) and sweeper.sweeper.conf == KerasTunerSweeperConf()
+    chosen = instantiate(compose(["hydra/sweeper=keras_tuner", "hydra.sweeper.oracle=bayesian"], with_hydra=True).hydra.sweeper)
+    assert chosen.sweeper.conf.oracle is OracleName.bayesian and chosen.sweeper.conf.max_trials == 10
+    with pytest.raises(ConfigCompositionException):  # Hydra checks the enum while it composes
+        compose(["hydra/sweeper=keras_tuner", "hydra.sweeper.oracle=grid"], with_hydra=True)
+    bad = {
+        "hydra.sweeper.oracle='grid': use one of random, bayesian, hyperband": {"oracle": "grid"},
+        "hydra.sweeper.direction='up': use one of max, min": {"direction": "up"},
+        "hydra.sweeper.n_parallel=0: must be >= 1": {"n_parallel": 0},
+        "hydra.sweeper.max_trials=0: must be >= 1": {"max_trials": 0},
+        "the random oracle needs a number of trials": {"oracle": "random", "max_trials": None},
+    }
+    for message, values in bad.items():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            KerasTunerSweeper(**values)
+    assert KerasTunerSweeperConf(oracle="hyperband", max_trials=None).hyperband  # Hyperband's schedule ends it
+
+
+def test_the_sweeper_leaves_mlflow_and_the_parent_run_to_ggo_sweep() -> None:
+    import ast
+
+    for path in (ROOT / "hydra_plugins" / "ggo_keras_tuner_sweeper").glob("*.py"):
+        text = path.read_text()
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        assert not {m for m in imported if m.split(".")[0] in ("mlflow", "ggo")}, path.name
+        assert "GGO_PARENT_RUN_ID" not in text and "MLFLOW_TRACKING_URI" not in text, path.name
+        assert len(text.splitlines()) <= 400, path.name
+
+
+def test_the_sweep_callback_attaches_the_search_results_to_its_parent_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ggo.sweep import MlflowSweepCallback
+
+    for key in ("GGO_PARENT_RUN_ID", "GGO_SWEEP_ID", "GGO_SWEEP_OVERRIDES", "MLFLOW_TRACKING_URI"):
+        monkeypatch.setenv(key, "")  # removed again when the test ends
+        monkeypatch.delenv(key)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = "name: keras_tuner\ndirectory: /somewhere/kt/search\nbest_value: 0.5\ntrials: []\n"
+
+    def sweep(name: str, *, stale: bool) -> Any:
+        sweep_dir = tmp_path / name
+        config = compose([f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"], with_hydra=True)
+        callback = MlflowSweepCallback()
+        callback.on_multirun_start(config)
+        sweep_dir.mkdir()
+        (sweep_dir / "search_results.yaml").write_text(results)
+        if stale:  # left by an earlier search in a fixed sweep dir
+            os.utime(sweep_dir / "search_results.yaml", (1e9, 1e9))
+        callback.on_multirun_end(config)
+        return mlflow.MlflowClient(uri).get_run(callback.parent_run_id)
+
+    run = sweep("fresh", stale=False)
+    assert run.data.tags["ggo.sweeper"] == "keras_tuner" and run.data.tags["ggo.search_dir"] == "/somewhere/kt/search"
+    text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/search_results.yaml")
+    assert text == results
+    old = sweep("stale", stale=True)
+    assert "ggo.sweeper" not in old.data.tags
+    assert "search_results.yaml" not in {a.path for a in mlflow.MlflowClient(uri).list_artifacts(old.info.run_id)}
 
 
 # --- the sweeper driving a stand-in app (no training) -------------------------------------------

@@ -4,15 +4,23 @@ Hydra imports this module when it scans the ``hydra_plugins`` namespace, so the 
 ``python -m ggo.train -m hydra/sweeper=keras_tuner`` and for presets that
 ``override /hydra/sweeper: keras_tuner``.
 
+:class:`KerasTunerSweeperConf` is the one place that holds the sweeper's defaults and checks its
+values: Hydra composes it, and the sweeper builds one from what Hydra hands it
+(``KerasTunerSweeperConf(**config)``), which runs the checks in ``__post_init__``.
+
 No ``from __future__ import annotations`` here: Hydra's plugin scanner executes this module before
 it is in ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Type, TypeVar
 
 from hydra.core.config_store import ConfigStore
+
+#: The ranking of every trial of the search, written to the sweep dir when a search ends (ggo's
+#: MLflow sweep callback attaches it to the sweep's parent run).
+RESULTS_FILE = "search_results.yaml"
 
 
 class OracleName(str, Enum):
@@ -24,6 +32,18 @@ class OracleName(str, Enum):
 class Direction(str, Enum):
     max = "max"
     min = "min"
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _member(enum: Type[E], value: Any, key: str) -> E:
+    """``value`` (an enum member or its name) as a member of ``enum``, or an error naming the key."""
+    try:
+        return enum(getattr(value, "value", value))
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ValueError(f"hydra.sweeper.{key}={value!r}: use one of {allowed}") from None
 
 
 @dataclass
@@ -77,6 +97,21 @@ class KerasTunerSweeperConf:
     trial_id_key: Optional[str] = "trial_id"
 
     params: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Checks the field types cannot express (Hydra only runs these when the sweeper starts)."""
+        self.oracle = _member(OracleName, self.oracle, "oracle")
+        self.direction = _member(Direction, self.direction, "direction")
+        if self.n_parallel < 1:
+            raise ValueError(f"hydra.sweeper.n_parallel={self.n_parallel}: must be >= 1")
+        if self.max_trials is not None and self.max_trials < 1:
+            raise ValueError(f"hydra.sweeper.max_trials={self.max_trials}: must be >= 1 (or null)")
+        if self.oracle != OracleName.hyperband and self.max_trials is None:
+            raise ValueError(f"hydra.sweeper.max_trials: the {self.oracle.value} oracle needs a number of trials")
+
+    @property
+    def hyperband(self) -> bool:
+        return self.oracle == OracleName.hyperband
 
 
 ConfigStore.instance().store(
