@@ -1,4 +1,5 @@
-"""``python -m ggo.data fetch|prepare|show [overrides]``: get the dataset, build the cache, preview it.
+"""``python -m ggo.data fetch|prepare|show|export [overrides]``: get the dataset, build the cache,
+preview it, or write it in the folder layout (``export --format folder --out DIR``).
 
 The action is the first word; the rest are Hydra overrides of ``conf/data_cli.yaml`` (which pulls
 in the ``data`` and ``preprocess`` groups), e.g.
@@ -24,6 +25,7 @@ ACTIONS = {
     "fetch": "git clone the dataset into <project>/data/" + DATASET_DIRNAME,
     "prepare": "build (or reuse) the preprocessed cache and print its summary",
     "show": "write a PNG grid of the cached images with GGO (red) and lung (green) contours",
+    "export": "write the dataset in the folder layout (--format folder --out DIR): what data=folder reads",
 }
 
 
@@ -48,6 +50,9 @@ overrides (Hydra syntax, config conf/data_cli.yaml):
   preprocess.resolution=N  preprocess.fit=pad|stretch  preprocess.clahe=true
   out=PATH (show: the PNG)  max_images=N  tile=N  url=URL (fetch)
 
+data=folder data.root=DIR reads your own X-rays: DIR/images/, DIR/masks/ (one per image, same
+file stem), optional DIR/lungs/ and DIR/patients.csv (image, patient). 'prepare' checks and audits it.
+
 data.root null means $GGO_DATA, else <project>/data/{DATASET_DIRNAME};
 data.cache_dir null means $GGO_CACHE, else <project>/data/cache.
 
@@ -56,6 +61,8 @@ examples:
   python -m ggo.data prepare preprocess=res256
   python -m ggo.data prepare data=synthetic preprocess=res128 data.seed=1
   python -m ggo.data show out=data/preview.png
+  python -m ggo.data export --format folder --out ../ggo-folder
+  python -m ggo.data prepare data=folder data.root=../ggo-folder
 """
     parser = argparse.ArgumentParser(
         prog="python -m ggo.data",
@@ -65,6 +72,8 @@ examples:
     )
     parser.add_argument("action", choices=list(ACTIONS), help="what to do: " + ", ".join(ACTIONS))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides such as data=synthetic preprocess=res128")
+    parser.add_argument("--format", dest="format", choices=("folder",), default="folder", help="export: the layout to write")
+    parser.add_argument("--out", dest="export_out", metavar="DIR", default=None, help="export: the folder to create")
     return parser
 
 
@@ -123,7 +132,8 @@ def fetch(cfg: dict[str, Any]) -> int:
 
 def prepare(cfg: dict[str, Any]) -> int:
     """Build or reuse the cache and print its summary."""
-    from ggo.data.cache import format_summary, prepare_from_config
+    from ggo.data.audit import format_summary
+    from ggo.data.sources import prepare_from_config
 
     cache = prepare_from_config(cfg["data"], cfg["preprocess"], progress=True)
     print(format_summary(cache.summary))
@@ -178,7 +188,7 @@ def show(cfg: dict[str, Any]) -> int:
     """Write the preview grid (building the cache first if needed)."""
     import cv2
 
-    from ggo.data.cache import prepare_from_config
+    from ggo.data.sources import prepare_from_config
 
     cache = prepare_from_config(cfg["data"], cfg["preprocess"], progress=True)
     out = Path(cfg["out"]).expanduser() if cfg.get("out") else project_root() / "data" / "preview.png"
@@ -191,17 +201,42 @@ def show(cfg: dict[str, Any]) -> int:
     return 0
 
 
+def export(cfg: dict[str, Any], out: str | None) -> int:
+    """Write the configured dataset in the folder layout to ``out``."""
+    from ggo.data.export import export_folder
+    from ggo.data.records import FOLDER, GENERALBLOCKCHAIN
+    from ggo.data.sources import SYNTHETIC_OPTS, resolve_data_root
+
+    if not out:
+        print("error: export needs --out DIR, the folder to create (e.g. --out ../ggo-folder)", file=sys.stderr)
+        return 2
+    data = cfg["data"]
+    synthetic = {k: data[k] for k in SYNTHETIC_OPTS if data.get(k) is not None}
+    root = resolve_data_root(data.get("name"), data.get("root"), data.get("cache_dir"), **synthetic)
+    layout = FOLDER if data.get("name") == FOLDER else GENERALBLOCKCHAIN
+    done = export_folder(root, out, layout=layout)
+    print(
+        f"exported {done['images']} images of {done['patients']} patients ({done['with_lungs']} with lung masks) "
+        f"from {root} to {done['out']}: images/, masks/, lungs/, patients.csv"
+    )
+    for line in done["skipped"]:
+        print(f"  skipped {line}")
+    print(f"check it:  python -m ggo.data prepare data=folder data.root={done['out']}")
+    print(f"train:     python -m ggo.train train=quick data=folder data.root={done['out']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     try:
         cfg = compose_config(args.action, args.overrides)
     except Exception as exc:  # noqa: BLE001 - Hydra's override and config errors: show them plainly
         print(f"error: bad overrides {args.overrides}: {exc}\nsee 'python -m ggo.data --help'", file=sys.stderr)
         return 2
-    action = {"fetch": fetch, "prepare": prepare, "show": show}[args.action]
+    actions = {"fetch": fetch, "prepare": prepare, "show": show, "export": lambda c: export(c, args.export_out)}
     try:
-        return action(cfg)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        return actions[args.action](cfg)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -1,8 +1,8 @@
 """The preprocessed cache that training runs read: arrays at one resolution, a manifest, a summary.
 
 A cache lives in ``<cache_dir>/<key>/`` where the key hashes the dataset digest (structure.csv,
-metadata.csv, and the names, sizes and modification times of images/ and masks/), the
-preprocessing config and the split config. So a changed dataset or config gets a new directory
+metadata.csv, and the names, sizes and modification times of images/ and masks/; for a folder
+dataset the content of every file), the preprocessing config and the split config. So a changed dataset or config gets a new directory
 and a stale cache is never reused. A cache is built in a temporary directory, finished with a
 ``COMPLETE`` marker and renamed into place in one step: an interrupted build is never read.
 
@@ -16,32 +16,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ggo.data.atomic import atomic_directory
+from ggo.data.audit import build_summary, flags, format_summary  # noqa: F401  format_summary: re-exported
 from ggo.data.preprocess import check_fit, check_resolution, preprocess, preprocess_mask
-from ggo.data.records import LUNG_SIDES, LoadReport, annotated_names, check_root, iter_records
+from ggo.data.records import (
+    FOLDER,
+    GENERALBLOCKCHAIN,
+    LUNG_SIDES,
+    LoadReport,
+    annotated_names,
+    check_root,
+    dataset_layout,
+    iter_records,
+)
 from ggo.data.split import TEST, check_split_args, fold_name, split_patients
-from ggo.paths import default_cache_dir, default_data_root
+from ggo.paths import default_cache_dir
 
 CACHE_VERSION = 1  # bump when the cache's content changes for the same inputs
 COMPLETE = "COMPLETE"
-TINY_FRACTION = 0.001  # GGO under 0.1% of the image is suspicious ...
-TINY_PIXELS = 50  # ... and so is a handful of pixels
 MANIFEST_COLUMNS = [
     "name", "patient_id", "split", "height", "width", "ggo_fraction", "ggo_inside_lungs",
     "lung_sides", "has_lungs", "flags",
 ]  # fmt: skip
-SYNTHETIC_OPTS = ("n_images", "n_patients", "image_size", "seed")
 
 
 class IncompleteCacheError(RuntimeError):
@@ -130,9 +135,14 @@ class Cache:
         return out
 
 
-def dataset_digest(root: str | Path) -> str:
-    """A cheap fingerprint of a dataset: the bytes of structure.csv and metadata.csv, and the
-    relative path, size and modification time of every file under images/ and masks/."""
+def dataset_digest(root: str | Path, layout: str | None = None) -> str:
+    """A fingerprint of a dataset. GeneralBlockchain layout (cheap): the bytes of structure.csv and
+    metadata.csv, and the relative path, size and modification time of every file under images/
+    and masks/. Folder layout: the content of every file (:func:`ggo.data.folder.folder_digest`)."""
+    if dataset_layout(root, layout) == FOLDER:
+        from ggo.data.folder import folder_digest
+
+        return folder_digest(root)
     root = check_root(root)
     digest = hashlib.sha256()
     for name in ("structure.csv", "metadata.csv"):
@@ -156,12 +166,13 @@ def cache_config(
     seed: int = 0,
     test_fraction: float = 0.2,
     folds: int = 5,
+    layout: str | None = None,
 ) -> dict[str, Any]:
     """What a cache key hashes: the format version, the dataset digest, preprocess and split."""
     check_split_args(seed=seed, test_fraction=test_fraction, folds=folds)
     return {
         "version": CACHE_VERSION,
-        "dataset": dataset_digest(root),
+        "dataset": dataset_digest(root, layout),
         "preprocess": {
             "resolution": check_resolution(resolution),
             "fit": check_fit(fit),
@@ -205,148 +216,113 @@ def open_cache(path: str | Path) -> Cache:
     return Cache(path=path, manifest=manifest, summary=summary, config=config)
 
 
-def _flags(record: Any, mask_small: np.ndarray, report: LoadReport, resolution: int) -> tuple[list[str], list[str]]:
-    """(codes, human reasons) for what looks wrong with one record's annotation."""
-    codes: list[str] = []
-    reasons: list[str] = []
-    pixels = int(record.mask.sum())
-    fraction = pixels / record.mask.size
-    if pixels == 0:
-        codes.append("empty_ggo")
-        reasons.append("the GGO mask is empty")
-    elif fraction < TINY_FRACTION or pixels < TINY_PIXELS:
-        codes.append("tiny_ggo")
-        reasons.append(f"tiny GGO mask: {pixels} px, {100 * fraction:.3f}% of the image")
-    if record.lungs is not None and pixels:
-        outside = 1.0 - float((record.mask & record.lungs).sum()) / pixels
-        if outside > 0.5:
-            codes.append("ggo_outside_lungs")
-            reasons.append(f"{100 * outside:.0f}% of the GGO mask lies outside the annotated lungs")
-    missing = [side for side in LUNG_SIDES if side not in record.lung_sides]
-    if missing:
-        codes.append("missing_lung_side")
-        reasons.append(f"no {' or '.join(missing)} lung annotation")
-    if pixels and not mask_small.any():
-        codes.append("ggo_vanished")
-        reasons.append(f"the GGO mask vanished when resized to {resolution} px")
-    if record.name in report.clipped_images:
-        codes.append("clipped_crop")
-        reasons.append("a mask crop overflowed the image and was clipped")
-    return codes, reasons
+@dataclass
+class _Built:
+    """What the preprocessing pass produces: arrays, manifest rows and the suspicious list."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    lungs: list[np.ndarray] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    suspicious: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _build(root: Path, config: dict[str, Any], path: Path, progress: bool) -> Cache:
+def _record_count(root: Path, layout: str) -> int:
+    """How many records the reader will yield (for the progress bar)."""
+    if layout == FOLDER:
+        from ggo.data.folder import index_folder
+
+        return len(index_folder(root).images)
+    return len(annotated_names(root))
+
+
+def _preprocess_records(root: Path, layout: str, pre: Mapping[str, Any], report: LoadReport, progress: bool) -> _Built:
+    """Read every record, bring it to the cache's grid and audit it; a manifest row per record."""
     from tqdm.auto import tqdm
 
-    pre = config["preprocess"]
     res, fit = pre["resolution"], pre["fit"]
     clip = pre["clahe_clip"] if pre["clahe"] else 2.0
-    report = LoadReport()
-    rows: list[dict[str, Any]] = []
-    images: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    lungs: list[np.ndarray] = []
-    suspicious: list[dict[str, Any]] = []
-    total = len(annotated_names(root))
-    bar = tqdm(iter_records(root, report), total=total, desc=f"ggo cache {res}px", unit="img", disable=not progress)
-    for record in bar:
+    built = _Built()
+    records = iter_records(root, report, layout)
+    bar = tqdm(records, total=_record_count(root, layout), desc=f"ggo cache {res}px", unit="img", disable=not progress)
+    for record in bar:  # a folder dataset raises here, after its last record, if any file is unusable
         image = preprocess(record.image, res, fit=fit, clahe=pre["clahe"], clahe_clip=clip)
         mask = preprocess_mask(record.mask, res, fit=fit)
         has_lungs = record.lungs is not None
         lung = preprocess_mask(record.lungs, res, fit=fit) if has_lungs else np.zeros((res, res), np.float32)
         pixels = int(record.mask.sum())
         inside = float((record.mask & record.lungs).sum()) / pixels if has_lungs and pixels else float("nan")
-        codes, reasons = _flags(record, mask, report, res)
-        rows.append({
+        codes, reasons = flags(record, mask, report, res)
+        built.rows.append({
             "name": record.name, "patient_id": record.patient_id, "height": record.shape[0],
             "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
             "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
         })  # fmt: skip
         if reasons:
-            suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
-        images.append(image)
-        masks.append(mask.astype(np.uint8))
-        lungs.append(lung.astype(np.uint8))
+            built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
+        built.images.append(image)
+        built.masks.append(mask.astype(np.uint8))
+        built.lungs.append(lung.astype(np.uint8))
     bar.close()
-    if not rows:
+    if not built.rows:
         raise ValueError(
             f"no usable GGO-annotated image under {root} ({report.n_skipped} files skipped): "
             "check structure.csv and images/, or run 'python -m ggo.data fetch' for a fresh copy"
         )
+    return built
 
-    split_cfg = config["split"]
+
+def _assign_splits(built: _Built, split_cfg: Mapping[str, Any]) -> None:
+    """Label every manifest row and suspicious item with its patient-grouped split."""
     assignment = split_patients(
-        {r["name"]: r["patient_id"] for r in rows},
+        {r["name"]: r["patient_id"] for r in built.rows},
         seed=split_cfg["seed"],
         test_fraction=split_cfg["test_fraction"],
         folds=split_cfg["folds"],
     )
-    for row in rows:
-        row["split"] = assignment[row["name"]]
-    for item in suspicious:
+    for item in (*built.rows, *built.suspicious):
         item["split"] = assignment[item["name"]]
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
-    split_names = [TEST] + [fold_name(k) for k in range(split_cfg["folds"])]
-    fractions = manifest["ggo_fraction"].to_numpy(float)
-    inside = manifest["ggo_inside_lungs"].to_numpy(float)
-    summary: dict[str, Any] = {
-        "root": str(root),
-        "path": str(path),
-        "key": path.name,
-        "preprocess": pre,
-        "split_config": split_cfg,
-        "images": len(manifest),
-        "patients": int(manifest["patient_id"].nunique()),
-        "skipped": report.n_skipped,
-        "skipped_files": [{"file": f, "reason": r} for f, r in report.skipped],
-        "clipped": report.n_clipped,
-        "clipped_crops": [{"mask": f, "detail": d} for f, d in report.clipped],
-        "own_patient_images": list(report.own_patient),
-        "load_warnings": [{"image": n, "message": m} for n, m in report.warnings],
-        "ggo_fraction_mean": float(fractions.mean()),
-        "ggo_fraction_median": float(np.median(fractions)),
-        "images_with_lungs": int(manifest["has_lungs"].sum()),
-        "ggo_inside_lungs_median": float(np.nanmedian(inside)) if np.isfinite(inside).any() else None,
-        "splits": {
-            s: {
-                "images": int((manifest["split"] == s).sum()),
-                "patients": int(manifest.loc[manifest["split"] == s, "patient_id"].nunique()),
-            }
-            for s in split_names
-        },
-        "suspicious": suspicious,
-    }
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        np.save(tmp / "images.npy", np.stack(images)[..., None])  # (N, R, R, 1) float32
-        np.save(tmp / "masks.npy", np.stack(masks)[..., None])  # (N, R, R, 1) uint8
-        np.save(tmp / "lungs.npy", np.stack(lungs)[..., None])  # (N, R, R, 1) uint8
+def _write_cache(
+    path: Path, built: _Built, manifest: pd.DataFrame, config: Mapping[str, Any], summary: Mapping[str, Any], root: Path
+) -> None:
+    """Write the cache's files into a temporary directory and rename it to ``path`` in one step."""
+    with atomic_directory(path, is_done=is_complete) as tmp:
+        np.save(tmp / "images.npy", np.stack(built.images)[..., None])  # (N, R, R, 1) float32
+        np.save(tmp / "masks.npy", np.stack(built.masks)[..., None])  # (N, R, R, 1) uint8
+        np.save(tmp / "lungs.npy", np.stack(built.lungs)[..., None])  # (N, R, R, 1) uint8
         np.save(tmp / "has_lungs.npy", manifest["has_lungs"].to_numpy(bool))
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "config.json").write_text(json.dumps({**config, "root": str(root)}, indent=2) + "\n")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         (tmp / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")  # last: the build is whole
-        _move_into_place(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(root: Path, config: dict[str, Any], path: Path, progress: bool, layout: str = GENERALBLOCKCHAIN) -> Cache:
+    """Preprocess, audit, split, summarise and write the cache at ``path``; open it."""
+    report = LoadReport()
+    built = _preprocess_records(root, layout, config["preprocess"], report, progress)
+    _assign_splits(built, config["split"])
+    manifest = pd.DataFrame(built.rows, columns=MANIFEST_COLUMNS)
+    split_names = [TEST] + [fold_name(k) for k in range(config["split"]["folds"])]
+    summary = build_summary(
+        manifest, report, built.suspicious, root=root, path=path, config=config, split_names=split_names
+    )
+    _write_cache(path, built, manifest, config, summary, root)
     return open_cache(path)
 
 
-def _move_into_place(tmp: Path, path: Path) -> None:
-    try:
-        os.rename(tmp, path)  # atomic on one filesystem: readers see nothing or everything
-    except OSError:
-        if is_complete(path):
-            return  # another process finished the same build first; ours is dropped
-        # An incomplete directory at the final path (not made by this code): set it aside.
-        stale = path.with_name(f".{path.name}.stale-{os.getpid()}-{time.time_ns()}")
-        os.rename(path, stale)
-        shutil.rmtree(stale, ignore_errors=True)
-        os.rename(tmp, path)
+def check_dataset(root: str | Path, layout: str | None = None) -> tuple[Path, str]:
+    """``(root, layout)`` once the dataset's structure is checked: a missing GeneralBlockchain
+    copy says how to get it; a folder dataset is indexed (:func:`ggo.data.folder.index_folder`),
+    so a bad layout fails before any pixel is read."""
+    layout = dataset_layout(root, layout)
+    if layout == FOLDER:
+        from ggo.data.folder import index_folder
+
+        return index_folder(root).root, layout
+    return check_root(root), layout
 
 
 def prepare_cache(
@@ -361,123 +337,23 @@ def prepare_cache(
     folds: int = 5,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    layout: str | None = None,
 ) -> Cache:
     """The cache for this dataset and config, built on first use and reused after.
 
     ``root`` is the dataset (see :func:`~ggo.data.load_records`); ``resolution``, ``fit``,
     ``clahe``, ``clahe_clip`` are :func:`~ggo.data.preprocess`'s; ``seed``, ``test_fraction``,
     ``folds`` are :func:`~ggo.data.split_patients`'s. ``cache_dir`` defaults to ``$GGO_CACHE``,
-    else ``<project>/data/cache``. ``progress`` shows a tqdm bar while building.
+    else ``<project>/data/cache``. ``progress`` shows a tqdm bar while building. ``layout``:
+    ``generalblockchain`` or ``folder`` (None: detected, see :func:`~ggo.data.records.dataset_layout`).
     """
-    root = check_root(root)
+    root, layout = check_dataset(root, layout)
     config = cache_config(
         root, resolution=resolution, fit=fit, clahe=clahe, clahe_clip=clahe_clip,
-        seed=seed, test_fraction=test_fraction, folds=folds,
+        seed=seed, test_fraction=test_fraction, folds=folds, layout=layout,
     )  # fmt: skip
     base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
     path = base / cache_key(config)
     if is_complete(path):
         return open_cache(path)
-    return _build(root, config, path, progress)
-
-
-def resolve_data_root(
-    name: str | None,
-    root: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    **synthetic_opts: Any,
-) -> Path:
-    """The dataset folder a data config means.
-
-    An explicit ``root`` wins. ``name="synthetic"`` without a root means a generated dataset
-    under the cache dir, ``<cache_dir>/synthetic-<seed>-<n_images>-<n_patients>-<image_size>``,
-    made once (``synthetic_opts``: ``n_images``, ``n_patients``, ``image_size``, ``seed``, as in
-    :func:`~ggo.data.make_synthetic_dataset`). Otherwise ``$GGO_DATA``, else
-    ``<project>/data/covid-19-chest-xray-segmentations-dataset``.
-    """
-    if root not in (None, ""):
-        return Path(root).expanduser().resolve()
-    if name != "synthetic":
-        return default_data_root()
-
-    from ggo.data.synthetic import make_synthetic_dataset
-
-    unknown = sorted(set(synthetic_opts) - set(SYNTHETIC_OPTS))
-    if unknown:
-        raise TypeError(f"unknown synthetic dataset options {unknown}; known: {list(SYNTHETIC_OPTS)}")
-    opts = {"n_images": 24, "n_patients": 16, "image_size": 96, "seed": 0}
-    opts.update({k: int(v) for k, v in synthetic_opts.items() if v is not None})
-    base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
-    target = base / f"synthetic-{opts['seed']}-{opts['n_images']}-{opts['n_patients']}-{opts['image_size']}"
-    if (target / "structure.csv").is_file():
-        return target.resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=base))
-    try:
-        make_synthetic_dataset(tmp, **opts)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "structure.csv").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target.resolve()
-
-
-def prepare_from_config(data: Mapping[str, Any], preprocess: Mapping[str, Any], progress: bool = True) -> Cache:
-    """:func:`prepare_cache` from the ``data`` and ``preprocess`` config groups, as plain dicts.
-
-    Keys that do not concern the cache (``fold``, ``name`` for a real root, ...) are ignored, so
-    ``prepare_from_config(OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.preprocess))``
-    works for any data option.
-    """
-    if "resolution" not in preprocess:
-        raise ValueError(f"the preprocess config needs a 'resolution'; got keys {sorted(preprocess)}")
-    synthetic = {k: data[k] for k in SYNTHETIC_OPTS if k in data and data[k] is not None}
-    root = resolve_data_root(data.get("name"), data.get("root"), data.get("cache_dir"), **synthetic)
-    return prepare_cache(
-        root,
-        resolution=preprocess["resolution"],
-        fit=preprocess.get("fit", "pad"),
-        clahe=bool(preprocess.get("clahe", False)),
-        clahe_clip=float(preprocess.get("clahe_clip", 2.0)),
-        seed=int(data.get("seed", 0)),
-        test_fraction=float(data.get("test_fraction", 0.2)),
-        folds=int(data.get("folds", 5)),
-        cache_dir=data.get("cache_dir"),
-        progress=progress,
-    )
-
-
-def format_summary(summary: Mapping[str, Any]) -> str:
-    """The summary of a cache as readable text, for the terminal."""
-    pre = summary.get("preprocess", {})
-    lines = [
-        f"GGO dataset {summary.get('root', '?')}",
-        f"  {summary['images']} images, {summary['patients']} patients; "
-        f"{summary['skipped']} files skipped, {summary['clipped']} crops clipped, "
-        f"{len(summary.get('own_patient_images', []))} images without metadata (own patient)",
-        f"  cache {summary.get('path', '?')}: {pre.get('resolution')} px, fit={pre.get('fit')}, "
-        f"clahe={'on (clip ' + str(pre.get('clahe_clip')) + ')' if pre.get('clahe') else 'off'}",
-        f"  GGO pixel fraction at native size: mean {100 * summary['ggo_fraction_mean']:.1f}%, "
-        f"median {100 * summary['ggo_fraction_median']:.1f}%",
-    ]
-    if summary.get("ggo_inside_lungs_median") is not None:
-        lines.append(
-            f"  lungs annotated on {summary['images_with_lungs']} images; median share of the GGO mask "
-            f"inside them {100 * summary['ggo_inside_lungs_median']:.1f}%"
-        )
-    lines.append(f"  {'split':<8}{'images':>8}{'patients':>10}")
-    for name, counts in summary["splits"].items():
-        lines.append(f"  {name:<8}{counts['images']:>8}{counts['patients']:>10}")
-    for item in summary.get("skipped_files", []):
-        lines.append(f"  skipped {item['file']}: {item['reason']}")
-    for item in summary.get("clipped_crops", []):
-        lines.append(f"  clipped {item['mask']}: {item['detail']}")
-    suspicious = summary.get("suspicious", [])
-    lines.append(f"  suspicious annotations: {len(suspicious)}")
-    for item in suspicious:
-        lines.append(f"    {item['name']} (patient {item['patient_id']}, {item.get('split', '?')}): {'; '.join(item['reasons'])}")
-    return "\n".join(lines)
+    return _build(root, config, path, progress, layout)

@@ -8,6 +8,9 @@ On-disk layout (GeneralBlockchain covid-19-chest-xray-segmentations-dataset, or 
 - ``masks/*.png``: RGBA crops of Width x Height; the mask is where any of R, G, B is non-zero.
 - ``metadata.csv``: ieee8023 covid-chestxray metadata; ``patientid`` groups follow-up images.
 
+:func:`iter_records` also reads the ``folder`` layout (images/, masks/, lungs/, patients.csv: the
+user's own data, see :mod:`ggo.data.folder`) into the same records, so everything downstream is shared.
+
 Bad input loses nothing silently: a corrupt file is skipped with a warning, a crop that overflows
 its image is clipped with a warning, and both are counted in a :class:`LoadReport`.
 """
@@ -30,6 +33,8 @@ GGO_CLASS = "Ground Glass Opacities"
 LUNG_CLASSES = {"Left Lung": "left", "Right Lung": "right"}
 LUNG_SIDES = ("left", "right")
 STRUCTURE_COLUMNS = ("Template Name", "Filename", "Mask", "Top", "Left", "Width", "Height")
+GENERALBLOCKCHAIN, FOLDER = "generalblockchain", "folder"
+LAYOUTS = (GENERALBLOCKCHAIN, FOLDER)  # the on-disk layouts iter_records reads
 
 
 class DataWarning(UserWarning):
@@ -42,7 +47,8 @@ class Record:
 
     ``image`` is (H, W) uint8 grayscale; ``mask`` (H, W) bool is the union of every GGO crop;
     ``lungs`` (H, W) bool is the union of the Left Lung and Right Lung crops, or None when neither
-    side is annotated; ``lung_sides`` says which sides were ("left", "right").
+    side is annotated; ``lung_sides`` says which sides were ("left", "right"). ``source`` is the
+    image file it was read from.
     """
 
     name: str
@@ -51,6 +57,7 @@ class Record:
     mask: np.ndarray
     lungs: np.ndarray | None = None
     lung_sides: tuple[str, ...] = ()
+    source: Path | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,6 +74,10 @@ class LoadReport:
     ``clipped``: (mask file, detail) for every crop cut to fit its image.
     ``own_patient``: images without a metadata row, each made its own patient.
     ``warnings``: (image, message) for everything else noticed (size disagreements, ...).
+    The folder layout adds: ``notes`` (one line each about the whole dataset), ``ggo_free`` (images
+    without a mask: GGO-free films), ``thresholded`` (masks with several grey levels, cut at half
+    their maximum), ``ignored`` (files that are not images), ``lungs_expected`` (False when the
+    dataset has no lung masks at all, so a missing side is no anomaly).
     """
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -74,6 +85,11 @@ class LoadReport:
     own_patient: list[str] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     clipped_images: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    ggo_free: list[str] = field(default_factory=list)
+    thresholded: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    lungs_expected: bool = True
 
     @property
     def n_skipped(self) -> int:
@@ -98,8 +114,24 @@ def check_root(root: str | Path) -> Path:
         raise FileNotFoundError(missing_data_message(root))
     for part in ("structure.csv", "metadata.csv", "images"):
         if not (root / part).exists():
-            raise FileNotFoundError(missing_data_message(root / part, f"{part} of the GGO dataset"))
+            message = missing_data_message(root / part, f"{part} of the GGO dataset")
+            if (root / "images").is_dir() and not (root / "structure.csv").exists():
+                message += f"; {root} holds images/ without structure.csv: for your own images and masks use data=folder"
+            raise FileNotFoundError(message)
     return root
+
+
+def dataset_layout(root: str | Path, layout: str | None = None) -> str:
+    """``layout`` checked, or when None the layout ``root`` is in: ``generalblockchain`` when it
+    holds structure.csv, ``folder`` when it holds images/ without one."""
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown dataset layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        return layout
+    root = Path(root).expanduser()
+    if not (root / "structure.csv").is_file() and (root / "images").is_dir():
+        return FOLDER
+    return GENERALBLOCKCHAIN
 
 
 def _warn(message: str) -> None:
@@ -239,9 +271,19 @@ def annotated_names(root: str | Path) -> list[str]:
     return sorted(set(names))
 
 
-def iter_records(root: str | Path, report: LoadReport | None = None) -> Iterator[Record]:
-    """Yield the records of :func:`load_records` one at a time (sorted by name), to save memory."""
-    root = check_root(root)
+def iter_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> Iterator[Record]:
+    """Yield the records of :func:`load_records` one at a time (sorted by name), to save memory.
+
+    ``layout`` is ``generalblockchain`` or ``folder``; None detects it (:func:`dataset_layout`).
+    """
+    if dataset_layout(root, layout) == FOLDER:
+        from ggo.data.folder import iter_folder_records  # it imports this module
+
+        return iter_folder_records(root, report)
+    return _iter_generalblockchain(check_root(root), report)
+
+
+def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[Record]:
     report = report if report is not None else LoadReport()
     table = read_structure(root)
     patients = read_patient_ids(root)
@@ -299,14 +341,16 @@ def iter_records(root: str | Path, report: LoadReport | None = None) -> Iterator
             mask=mask,
             lungs=lungs if sides else None,
             lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
+            source=image_path,
         )
 
 
-def load_records(root: str | Path, report: LoadReport | None = None) -> list[Record]:
+def load_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> list[Record]:
     """Every image with a GGO annotation under ``root``, as :class:`Record` objects sorted by name.
 
     Pass ``report=LoadReport()`` to learn what was skipped (unreadable images or masks) and
     clipped (crops overflowing their image); each case also raises a :class:`DataWarning`.
-    A missing root raises FileNotFoundError saying how to get the data.
+    A missing root raises FileNotFoundError saying how to get the data. ``layout``: see
+    :func:`iter_records`.
     """
-    return list(iter_records(root, report))
+    return list(iter_records(root, report, layout))

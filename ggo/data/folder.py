@@ -1,0 +1,274 @@
+"""Reading the user's own X-rays: the ``folder`` layout (``data=folder data.root=DIR``).
+
+Layout of ``DIR``:
+
+- ``images/``: the films (PNG, JPEG, TIFF, BMP, WebP; 8 or 16 bit; gray, RGB or RGBA).
+- ``masks/``: one GGO mask per image, matched by file stem (``images/a.jpg`` -> ``masks/a.png``),
+  the image's size; any non-zero pixel (of R, G or B) is GGO. A mask with several grey levels
+  (anti-aliased or JPEG edges) is cut at half its maximum, and the audit lists it. An image
+  without a mask is a GGO-free film.
+- ``lungs/`` (optional): lung masks, matched the same way.
+- ``patients.csv`` (optional): columns ``image`` (file name or stem) and ``patient``; follow-up
+  films of one patient then stay in one split. An optional ``lung_sides`` column (``left``,
+  ``right``, ``left+right``) says which lungs a lung mask covers (default: both). Without the
+  file every image is its own patient.
+
+Bad data is an error that names the files, raised before anything is cached: structural problems
+(no images, two images with one stem, a mask without an image, a bad patients.csv) when the
+folder is indexed, unreadable files and size mismatches after one pass over the pixels.
+:func:`iter_folder_records` yields the same :class:`~ggo.data.records.Record` as the
+GeneralBlockchain reader, so cache, splits, audit and preprocessing are shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ggo.data.records import LUNG_SIDES, LoadReport, Record, read_image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+PATIENTS_CSV = "patients.csv"
+SUBFOLDERS = ("images", "masks", "lungs")
+LAYOUT_HELP = (
+    "data=folder needs data.root=DIR holding images/ (the X-rays) and masks/ (one GGO mask per image, "
+    "same file stem, same size), optionally lungs/ and patients.csv (columns image, patient); "
+    "'python -m ggo.data export --format folder --out DIR' writes an example (README: 'Your own data')"
+)
+SHOWN = 10  # names listed per problem before "and N more"
+
+
+class FolderDataError(ValueError):
+    """The folder's data cannot be used as it is; the message lists every problem and its files."""
+
+
+@dataclass
+class FolderIndex:
+    """What a folder holds, by name, before any pixel is read.
+
+    ``images``: image file name -> path, sorted; ``masks``, ``lungs``: image name -> mask path;
+    ``patients``: image name -> patient id from patients.csv (None: no such file); ``lung_sides``:
+    image name -> sides from its ``lung_sides`` column; ``ignored``: files that are not images.
+    """
+
+    root: Path
+    images: dict[str, Path]
+    masks: dict[str, Path]
+    lungs: dict[str, Path]
+    patients: dict[str, str] | None
+    lung_sides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    has_lungs_folder: bool = False
+
+
+def _names(paths: list[str]) -> str:
+    more = f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else ""
+    return ", ".join(paths[:SHOWN]) + more
+
+
+def _list_files(folder: Path, ignored: list[str]) -> list[Path]:
+    """Image files directly in ``folder`` (hidden files skipped; others go to ``ignored``)."""
+    if not folder.is_dir():
+        return []
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        (files if path.suffix.lower() in IMAGE_SUFFIXES else ignored).append(path)
+    return files
+
+
+def _by_stem(files: list[Path], root: Path, problems: list[str]) -> dict[str, Path]:
+    stems: dict[str, list[Path]] = {}
+    for path in files:
+        stems.setdefault(path.stem, []).append(path)
+    for stem, paths in stems.items():
+        if len(paths) > 1:
+            rel = [p.relative_to(root).as_posix() for p in paths]
+            problems.append(f"two files share the stem {stem!r} ({', '.join(rel)}): masks match images by stem, rename one")
+    return {stem: paths[0] for stem, paths in stems.items()}
+
+
+def _read_patients(path: Path, images: dict[str, Path], problems: list[str]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """image name -> patient, image name -> lung sides, from patients.csv."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        problems.append(f"{path} cannot be read as CSV ({exc}): it needs the columns image, patient")
+        return {}, {}
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in ("image", "patient") if c not in table.columns]
+    if missing:
+        problems.append(f"{path} lacks the column(s) {', '.join(missing)}; found {list(table.columns)}: it needs image, patient")
+        return {}, {}
+    stems = {p.stem: name for name, p in images.items()}
+    patients: dict[str, str] = {}
+    sides: dict[str, tuple[str, ...]] = {}
+    unknown, blank, twice, bad_sides = [], [], [], []
+    for i, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
+        key, patient = row["image"].strip(), row["patient"].strip()
+        name = key if key in images else stems.get(key)
+        if name is None:
+            unknown.append(key or f"(empty, line {i})")
+        elif not patient:
+            blank.append(f"{key} (line {i})")
+        elif patients.setdefault(name, patient) != patient:
+            twice.append(f"{key} ({patients[name]!r} and {patient!r})")
+        text = str(row.get("lung_sides", "")).strip()
+        if name is not None and text:
+            parts = tuple(s for s in LUNG_SIDES if s in text.split("+"))
+            if set(text.split("+")) - set(LUNG_SIDES):
+                bad_sides.append(f"{key} ({text!r})")
+            sides[name] = parts
+    for what, items in (
+        ("names images that are not in images/", unknown),
+        ("has rows without a patient", blank),
+        ("gives one image two patients", twice),
+        ("has lung_sides that are not left, right or left+right", bad_sides),
+    ):
+        if items:
+            problems.append(f"{path} {what}: {_names(items)}")
+    return patients, sides
+
+
+def index_folder(root: str | Path) -> FolderIndex:
+    """The folder's files matched up, or one :class:`FolderDataError` listing every structural
+    problem (FileNotFoundError when there is no folder or no images/ at all)."""
+    root = Path(root).expanduser()
+    if not (root / "images").is_dir():
+        what = f"no folder {root}" if not root.is_dir() else f"no images/ folder in {root}"
+        raise FileNotFoundError(f"{what}: {LAYOUT_HELP}")
+    problems: list[str] = []
+    ignored: list[Path] = []
+    files = {sub: _list_files(root / sub, ignored) for sub in SUBFOLDERS}
+    if not files["images"]:
+        raise FolderDataError(f"{root / 'images'} holds no images (PNG, JPEG, TIFF, BMP, WebP): {LAYOUT_HELP}")
+    stems = {sub: _by_stem(files[sub], root, problems) for sub in SUBFOLDERS}
+    images = {p.name: p for p in files["images"]}
+    name_of = {stem: path.name for stem, path in stems["images"].items()}
+    matched: dict[str, dict[str, Path]] = {}
+    for sub in ("masks", "lungs"):
+        orphans = [p.relative_to(root).as_posix() for s, p in stems[sub].items() if s not in name_of]
+        if orphans:
+            hint = " (this folder holds structure.csv: for the GeneralBlockchain layout use data=generalblockchain)"
+            hint = hint if (root / "structure.csv").is_file() else ""
+            problems.append(f"{len(orphans)} file(s) in {sub}/ have no image of the same stem in images/: {_names(orphans)}{hint}")
+        matched[sub] = {name_of[s]: p for s, p in stems[sub].items() if s in name_of}
+    patients, sides = (None, {})
+    if (root / PATIENTS_CSV).is_file():
+        patients, sides = _read_patients(root / PATIENTS_CSV, images, problems)
+    if problems:
+        raise FolderDataError(f"the folder dataset {root} cannot be used:\n  " + "\n  ".join(problems))
+    return FolderIndex(
+        root=root, images=images, masks=matched["masks"], lungs=matched["lungs"], patients=patients,
+        lung_sides=sides, ignored=[p.relative_to(root).as_posix() for p in ignored],
+        has_lungs_folder=(root / "lungs").is_dir(),
+    )  # fmt: skip
+
+
+def read_mask(path: Path) -> tuple[np.ndarray, bool] | None:
+    """(bool mask, thresholded) from a mask file, or None when unreadable. Any non-zero R, G or B
+    (alpha ignored) is foreground; a mask with several non-zero levels is cut at half its maximum."""
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None or data.size == 0 or data.ndim < 2:
+        return None
+    if data.ndim == 3:
+        data = data[:, :, :3].max(axis=2)  # (H, W): the brightest colour channel
+    top = data.max()
+    if np.all((data == 0) | (data == top)):
+        return data > 0, False
+    return data > top / 2, True
+
+
+def folder_digest(root: str | Path) -> str:
+    """SHA-256 over the bytes of every file under images/, masks/, lungs/ and patients.csv, so an
+    edited mask (even one copied with its old modification time) gives a new cache."""
+    root = Path(root).expanduser()
+    digest = hashlib.sha256(b"folder\0")
+    files = [p for sub in SUBFOLDERS if (root / sub).is_dir() for p in sorted((root / sub).rglob("*")) if p.is_file()]
+    if (root / PATIENTS_CSV).is_file():
+        files.append(root / PATIENTS_CSV)
+    for path in files:
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def _audit_notes(index: FolderIndex, report: LoadReport) -> None:
+    """The dataset-wide lines of the audit: patients, lungs, ignored files."""
+    n = len(index.images)
+    if index.patients is None:
+        report.notes.append(
+            f"no {PATIENTS_CSV}: each of the {n} images is its own patient, so follow-up films of one "
+            "patient can land in different splits (add patients.csv with columns image, patient)"
+        )
+    if not index.has_lungs_folder:
+        report.lungs_expected = False
+        report.notes.append("no lungs/: lung checks skipped, and gen.lung_head has nothing to learn from")
+    report.ignored.extend(index.ignored)
+
+
+def _read_one(name: str, index: FolderIndex, report: LoadReport, problems: list[str]) -> Record | None:
+    """The record of one image, or None after adding its problems (unreadable, size mismatch)."""
+    path = index.images[name]
+    image = read_image(path)
+    if image is None:
+        problems.append(f"{path}: unreadable image (empty, corrupt or not an image)")
+        return None
+    planes: dict[str, np.ndarray | None] = {"masks": None, "lungs": None}
+    for sub, paths in (("masks", index.masks), ("lungs", index.lungs)):
+        if name not in paths:
+            continue
+        read = read_mask(paths[name])
+        if read is None:
+            problems.append(f"{paths[name]}: unreadable mask")
+            continue
+        plane, thresholded = read
+        if plane.shape != image.shape:
+            problems.append(
+                f"{paths[name]} is {plane.shape[1]}x{plane.shape[0]} but its image {path} is "
+                f"{image.shape[1]}x{image.shape[0]}: a mask must be its image's size"
+            )
+            continue
+        planes[sub] = plane
+        if thresholded:
+            report.thresholded.append(paths[name].relative_to(index.root).as_posix())
+    if any(name in paths and planes[sub] is None for sub, paths in (("masks", index.masks), ("lungs", index.lungs))):
+        return None
+    if name not in index.masks:
+        report.ggo_free.append(name)
+    lungs = planes["lungs"]
+    sides = index.lung_sides.get(name, LUNG_SIDES) if lungs is not None else ()
+    patient = (index.patients or {}).get(name)
+    if patient is None:
+        patient = f"image:{name}"
+        report.own_patient.append(name)
+    mask = planes["masks"] if planes["masks"] is not None else np.zeros(image.shape, bool)
+    return Record(name=name, patient_id=patient, image=image, mask=mask, lungs=lungs, lung_sides=sides, source=path)
+
+
+def iter_folder_records(root: str | Path, report: LoadReport | None = None) -> Iterator[Record]:
+    """Yield one :class:`Record` per image of a folder dataset, sorted by name; after the last,
+    raise :class:`FolderDataError` listing every unreadable file and size mismatch, if any
+    (so a cache build stops before it writes anything)."""
+    index = index_folder(root)
+    report = report if report is not None else LoadReport()
+    _audit_notes(index, report)
+    if index.patients is not None:
+        unlisted = [n for n in index.images if n not in index.patients]
+        if unlisted:
+            report.notes.append(f"{len(unlisted)} image(s) missing from {PATIENTS_CSV}, each its own patient: {_names(unlisted)}")
+    problems: list[str] = []
+    for name in index.images:
+        record = _read_one(name, index, report, problems)
+        if record is not None and not problems:
+            yield record
+    if problems:
+        raise FolderDataError(f"the folder dataset {index.root} has unusable files:\n  " + "\n  ".join(problems))

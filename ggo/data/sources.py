@@ -1,0 +1,83 @@
+"""Which dataset a ``data`` config means, and its cache: the entry point training and the CLI use.
+
+``data.name`` picks the reader: ``generalblockchain`` (``$GGO_DATA`` or the fetched copy),
+``synthetic`` (generated once under the cache dir) or ``folder`` (the user's own ``data.root``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ggo.data.atomic import atomic_directory
+from ggo.data.cache import Cache, prepare_cache
+from ggo.data.records import FOLDER, GENERALBLOCKCHAIN
+from ggo.paths import default_cache_dir, default_data_root
+
+SYNTHETIC_OPTS = ("n_images", "n_patients", "image_size", "seed")
+
+
+def resolve_data_root(
+    name: str | None,
+    root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    **synthetic_opts: Any,
+) -> Path:
+    """The dataset folder a data config means.
+
+    An explicit ``root`` wins. ``name="synthetic"`` without a root means a generated dataset
+    under the cache dir, ``<cache_dir>/synthetic-<seed>-<n_images>-<n_patients>-<image_size>``,
+    made once (``synthetic_opts``: ``n_images``, ``n_patients``, ``image_size``, ``seed``, as in
+    :func:`~ggo.data.make_synthetic_dataset`). ``name="folder"`` needs a root. Otherwise
+    ``$GGO_DATA``, else ``<project>/data/covid-19-chest-xray-segmentations-dataset``.
+    """
+    if root not in (None, ""):
+        return Path(root).expanduser().resolve()
+    if name == FOLDER:
+        from ggo.data.folder import LAYOUT_HELP
+
+        raise ValueError(f"data.root is not set: {LAYOUT_HELP}")
+    if name != "synthetic":
+        return default_data_root()
+
+    from ggo.data.synthetic import make_synthetic_dataset
+
+    unknown = sorted(set(synthetic_opts) - set(SYNTHETIC_OPTS))
+    if unknown:
+        raise TypeError(f"unknown synthetic dataset options {unknown}; known: {list(SYNTHETIC_OPTS)}")
+    opts = {"n_images": 24, "n_patients": 16, "image_size": 96, "seed": 0}
+    opts.update({k: int(v) for k, v in synthetic_opts.items() if v is not None})
+    base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
+    target = base / f"synthetic-{opts['seed']}-{opts['n_images']}-{opts['n_patients']}-{opts['image_size']}"
+    if (target / "structure.csv").is_file():
+        return target.resolve()
+    with atomic_directory(target, is_done=lambda done: (done / "structure.csv").is_file()) as tmp:
+        make_synthetic_dataset(tmp, **opts)
+    return target.resolve()
+
+
+def prepare_from_config(data: Mapping[str, Any], preprocess: Mapping[str, Any], progress: bool = True) -> Cache:
+    """:func:`prepare_cache` from the ``data`` and ``preprocess`` config groups, as plain dicts.
+
+    Keys that do not concern the cache (``fold``, ``name`` for a real root, ...) are ignored, so
+    ``prepare_from_config(OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.preprocess))``
+    works for any data option.
+    """
+    if "resolution" not in preprocess:
+        raise ValueError(f"the preprocess config needs a 'resolution'; got keys {sorted(preprocess)}")
+    synthetic = {k: data[k] for k in SYNTHETIC_OPTS if k in data and data[k] is not None}
+    root = resolve_data_root(data.get("name"), data.get("root"), data.get("cache_dir"), **synthetic)
+    return prepare_cache(
+        root,
+        resolution=preprocess["resolution"],
+        fit=preprocess.get("fit", "pad"),
+        clahe=bool(preprocess.get("clahe", False)),
+        clahe_clip=float(preprocess.get("clahe_clip", 2.0)),
+        seed=int(data.get("seed", 0)),
+        test_fraction=float(data.get("test_fraction", 0.2)),
+        folds=int(data.get("folds", 5)),
+        cache_dir=data.get("cache_dir"),
+        progress=progress,
+        layout=FOLDER if data.get("name") == FOLDER else GENERALBLOCKCHAIN,
+    )
