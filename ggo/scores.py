@@ -9,7 +9,7 @@ Pixel counts are on the model's grid, as every logged metric is.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,4 +56,42 @@ def read_table(path: str) -> pd.DataFrame:
     return table
 
 
-__all__ = ["ARTIFACT", "COLUMNS", "per_image_table", "read_table"]
+
+
+def ranking_uncertainty(tables: Mapping[str, pd.DataFrame | None], order: Sequence[str], split: str) -> pd.DataFrame:
+    """Uncertainty columns for a ranking whose best row is ``order[0]``.
+
+    ``tables`` maps a row key (run id) to its per-image table (None: the run logged none). Per
+    row: ``ci_low``/``ci_high``, the 95% patient-bootstrap interval of its mean dice on ``split``;
+    ``delta_vs_top``/``delta_ci_low``/``delta_ci_high``, the paired difference to the top row on
+    the films both scored; ``vs_top``: ``top``, ``worse`` (the interval excludes 0), ``noise``
+    (it does not: this row cannot be told apart from the top one), or ``n/a``.
+    """
+    from ggo.stats import paired_difference, patient_bootstrap_ci
+
+    def rows_of(key: str) -> pd.DataFrame | None:
+        table = tables.get(key)
+        if table is None:
+            return None
+        rows = table[table["split"] == split]
+        return rows if len(rows) else None
+
+    top = rows_of(order[0]) if order else None
+    out = []
+    for key in order:
+        rows, record = rows_of(key), {"key": key, "vs_top": "n/a"}
+        if rows is not None:
+            _, record["ci_low"], record["ci_high"] = patient_bootstrap_ci(rows["dice"], rows["patient"])
+        if rows is not None and top is not None:
+            both = top[["image", "patient", "dice"]].merge(rows[["image", "dice"]], on="image", suffixes=("_top", ""))
+            if key == order[0]:
+                record["vs_top"] = "top"
+            elif len(both):
+                r = paired_difference(both["dice_top"], both["dice"], both["patient"])
+                record.update(delta_vs_top=r.delta_dice, delta_ci_low=r.ci_low, delta_ci_high=r.ci_high)
+                record["vs_top"] = "worse" if r.ci_high < 0 else ("better" if r.ci_low > 0 else "noise")
+        out.append(record)
+    return pd.DataFrame(out).set_index("key")
+
+
+__all__ = ["ARTIFACT", "COLUMNS", "per_image_table", "ranking_uncertainty", "read_table"]

@@ -81,3 +81,21 @@ def test_bad_inputs_are_named():
         patient_bootstrap_ci([0.1, 0.2], ["a"])
     with pytest.raises(ValueError, match="align"):
         paired_difference([0.1, 0.2], [0.1], ["a", "b"])
+
+
+def test_ranking_uncertainty_marks_rows_inside_the_noise():
+    import pandas as pd
+
+    from ggo.scores import ranking_uncertainty
+
+    def table(dice):
+        return pd.DataFrame({"image": [f"i{k}" for k in range(20)], "patient": [f"p{k // 2}" for k in range(20)],
+                             "split": "val", "dice": dice})  # fmt: skip
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.4, 0.6, 20)
+    tables = {"top": table(base + 0.2), "close": table(base + 0.2 + rng.normal(0, 0.02, 20)), "low": table(base), "none": None}
+    ranked = ranking_uncertainty(tables, ["top", "close", "low", "none"], "val")
+    assert list(ranked["vs_top"]) == ["top", "noise", "worse", "n/a"]
+    assert ranked.loc["low", "delta_ci_high"] < 0 < ranked.loc["close", "delta_ci_high"]
+    assert ranked.loc["top", "ci_low"] < (base + 0.2).mean() < ranked.loc["top", "ci_high"]
