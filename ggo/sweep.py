@@ -93,11 +93,8 @@ class MlflowSweepCallback(Callback):
         print_ui_hint(self.uri, self.parent_run_id)
 
     def attach_search_results(self, config: DictConfig) -> None:
-        """Give the parent run the sweeper's ranking of the whole search, when it wrote one.
-
-        Only a file written during this multirun counts (a fixed ``hydra.sweep.dir`` may hold an
-        earlier one). Tracking must never fail the sweep: a failure here is a warning.
-        """
+        """Give the parent run the sweeper's ranking of the whole search, if this multirun wrote one
+        (a fixed ``hydra.sweep.dir`` may hold an older file). A failure here is only a warning."""
         from pathlib import Path
 
         import yaml

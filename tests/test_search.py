@@ -1,7 +1,8 @@
 """Sweep presets and the Keras Tuner sweeper (hydra_plugins/ggo_keras_tuner_sweeper).
 
 Fast tests: every preset composes and says what it sweeps; the search space, value formatting,
-the refusal of a different search in the same directory and the driver lock.
+the refusal of a different search in the same directory, the driver lock (free again when its
+driver is killed), the config dataclass as the one source of defaults, and the MLflow hand-off.
 Slow tests: a stand-in Hydra app (no training; a few seconds a run) checks failed trials and the
 resume semantics exactly; real ggo searches at 64 px on synthetic data check Hyperband's budget,
 checkpoint continuation, MLflow parent/children and a failing trial end to end.
