@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import argparse
 
-import mlflow
-
-from ggo.tracking import resolve_uri
+from ggo import tracking
 
 
-def children_of(client, experiment_id: str, parent_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
+def children_of(uri: str, run) -> list:
+    """The child runs of ``run``, newest first."""
+    return tracking.search_runs(uri, [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
 
 
-def resummarize(uri: str, client, run) -> None:
+def resummarize(uri: str, run) -> None:
     from ggo.sweep import cross_validation_groups, summarize_cv
 
-    groups = cross_validation_groups(children_of(client, run.info.experiment_id, run.info.run_id))
+    groups = cross_validation_groups(children_of(uri, run))
     if len(groups) != 1:
         print(f"skip {run.info.run_id}: {len(groups)} configurations under it")
         return
     summarize_cv(uri, run.info.run_id, groups)
-    # Re-logging ends the run now; keep its original status and end time (its wall time).
-    client.set_terminated(run.info.run_id, status=run.info.status, end_time=run.info.end_time)
+    # Keep the run's original status and end time (its wall time), whatever re-logging changed.
+    tracking.set_status(uri, run.info.run_id, run.info.status, end_time=run.info.end_time)
 
 
 def main() -> None:
@@ -39,20 +38,19 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--resummarize", action="store_true", help="re-score ensembles logged before the val-chosen threshold")
     args = parser.parse_args()
-    uri = resolve_uri(args.tracking_uri)
-    client = mlflow.MlflowClient(uri)
+    uri = tracking.resolve_uri(args.tracking_uri)
     ids = []
     for name in args.experiment or ["ablation"]:
-        exp = client.get_experiment_by_name(name)
+        exp = tracking.find_experiment(uri, name)
         if exp is None:
             raise SystemExit(f"no experiment {name!r} at {uri}: run scripts/ablation.sh first")
         ids.append(exp.experiment_id)
     query = "tags.fold = 'ensemble'"
     if args.resummarize:
-        for run in client.search_runs(ids, filter_string=query, max_results=500):
+        for run in tracking.search_runs(uri, ids, query):
             if "ggo.threshold" not in run.data.tags:
-                resummarize(uri, client, run)
-    runs = client.search_runs(ids, filter_string=query, max_results=500)
+                resummarize(uri, run)
+    runs = tracking.search_runs(uri, ids, query)
     print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(runs, key=lambda r: -r.data.metrics.get("val/dice", 0)):
@@ -61,7 +59,7 @@ def main() -> None:
         rest = " ".join(o for o in overrides.split() if not o.startswith(("+sweeps", "preprocess=res128", "train.", "tracking.")))
         preset = next((o.split("=", 1)[1] for o in overrides.split() if o.startswith("+sweeps=") and o != "+sweeps=cv"), None)
         variant = f"{preset} preset {rest}".strip() if preset else (rest or "pix2pix recipe")
-        kids = children_of(client, run.info.experiment_id, run.info.run_id)
+        kids = children_of(uri, run)
         minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(

@@ -2,7 +2,7 @@
 
 Writes X-ray-sized synthetic films (PNG and JPEG, ``ggo.data.make_synthetic_dataset``), exports a
 freshly built default generator with ``export_generator`` + ``log_segmenter`` into a throw-away
-MLflow store, loads it back with ``mlflow.pyfunc.load_model`` and times ``predict`` over the file
+MLflow store, loads it back with ``ggo.tracking.load_pyfunc`` and times ``predict`` over the file
 paths: reading, preprocessing, the network, thresholding and restoring each mask to its
 image's size, which is what a user of ``python -m ggo.predict`` waits for.
 """
@@ -47,16 +47,14 @@ def measure_inference(
 
 def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -> dict[str, Any]:
     import keras
-    import mlflow
 
     from ggo.data import make_synthetic_dataset
     from ggo.serving import export_generator
     from ggo.models import build_generator
     from ggo.serving import log_segmenter
-    from ggo.tracking import MlflowTracker
+    from ggo.tracking import MlflowTracker, load_pyfunc
     from ggo.training import set_random_seed
 
-    previous_uri = mlflow.get_tracking_uri()
     with tempfile.TemporaryDirectory(prefix="ggo-bench-infer-", dir=workdir) as tmp:
         tmp = Path(tmp)
         data = make_synthetic_dataset(tmp / "films", n_images=n_files, n_patients=n_files, image_size=image_size)
@@ -81,7 +79,7 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
             tracker.finish()
             log_s = time.perf_counter() - t
             t = time.perf_counter()
-            model = mlflow.pyfunc.load_model(f"runs:/{tracker.run_id}/model")
+            model = load_pyfunc(uri, f"runs:/{tracker.run_id}/model")
             load_s = time.perf_counter() - t
             model.predict(paths[:1])  # warm-up: traces the generator
             seconds = []
@@ -93,7 +91,6 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
                 raise RuntimeError(f"predict returned {len(masks)} masks for {len(paths)} files")
         finally:
             mlflow_log.setLevel(level)
-            mlflow.set_tracking_uri(previous_uri)
             keras.backend.clear_session()
     return {
         "images_per_s": round(len(paths) / statistics.median(seconds), 2),

@@ -191,7 +191,7 @@ def measure_startup(workdir: Path, *, timeout: float = 300) -> dict[str, Any]:
 
 def measure_multirun(workdir: Path, *, jobs: int = 3, timeout: float = 600) -> dict[str, Any]:
     """Per-job overhead of a ``jobs``-job tiny multirun tracked in a throw-away SQLite store."""
-    import mlflow
+    from ggo import tracking
 
     cache = workdir / "cache"
     prepare_caches(cache, [64])
@@ -207,9 +207,8 @@ def measure_multirun(workdir: Path, *, jobs: int = 3, timeout: float = 600) -> d
         timeout=timeout,
     )
     _check(result, "the multirun")
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+    exp = tracking.find_experiment(uri, experiment)
+    runs = tracking.search_runs(uri, [exp.experiment_id]) if exp else []
     children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId")), key=lambda r: r.info.start_time)
     if len(children) != jobs:
         raise RuntimeError(f"expected {jobs} job runs in {uri}, found {len(children)}")
