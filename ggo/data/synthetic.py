@@ -49,6 +49,62 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
+def _draw_film(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A cartoon chest film (H, W) uint8 and its regions by class name: GGO blobs inside two lungs."""
+    # Radiological convention: the patient's right lung is on the image's left.
+    lungs = {
+        "Right Lung": (0.52 * h, 0.30 * w, 0.34 * h, 0.16 * w),
+        "Left Lung": (0.52 * h, 0.70 * w, 0.34 * h, 0.16 * w),
+    }
+    lung_masks = {k: _ellipse((h, w), *v) for k, v in lungs.items()}
+    ggo = np.zeros((h, w), dtype=bool)
+    for _ in range(1 + int(rng.random() < 0.25)):
+        cy, cx, ly, lx = lungs[("Right Lung", "Left Lung")[int(rng.integers(0, 2))]]
+        ry = ly * rng.uniform(0.25, 0.45)
+        rx = lx * rng.uniform(0.45, 0.8)
+        oy = cy + rng.uniform(-0.4, 0.4) * (ly - ry)
+        ox = cx + rng.uniform(-0.3, 0.3) * (lx - rx)
+        ggo |= _ellipse((h, w), oy, ox, ry, rx)
+
+    body = _ellipse((h, w), 0.55 * h, 0.5 * w, 0.5 * h, 0.48 * w)
+    image = np.where(body, 120.0, 25.0)
+    image[lung_masks["Right Lung"] | lung_masks["Left Lung"]] = 55.0
+    image = cv2.GaussianBlur(image, (0, 0), 2.0)
+    # Hazy but clearly brighter than everything around it, with a soft edge.
+    blob = cv2.GaussianBlur(ggo.astype(np.float64), (0, 0), 1.0)
+    image = image + 150.0 * blob + rng.normal(0.0, 4.0, (h, w))
+    image8 = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    regions = {GGO_CLASS: ggo, **lung_masks}
+    regions["Cardiomediastinum"] = _ellipse((h, w), 0.55 * h, 0.5 * w, 0.3 * h, 0.08 * w)
+    return image8, regions
+
+
+def _write_crops(
+    root: Path, name: str, shape: tuple[int, int], regions: dict[str, np.ndarray], digest: str,
+    structure: list[dict[str, object]],
+) -> None:  # fmt: skip
+    """Write each region's bounding-box crop as an RGBA PNG and its structure.csv row."""
+    h, w = shape
+    for template, region in regions.items():
+        box = _bbox(region)
+        if box is None:
+            continue
+        top, left, bh, bw = box
+        crop = np.zeros((bh, bw, 4), dtype=np.uint8)
+        crop[..., 3] = 255
+        crop[region[top : top + bh, left : left + bw], :3] = CLASS_COLOURS_BGR[template]
+        mask_rel = f"masks/{digest}_{len(structure):04d}.png"
+        cv2.imwrite(str(root / mask_rel), crop)
+        structure.append({
+            "#": len(structure) + 1, "Taxonomy": f"Class:{template}", "Class": f"COVID-19 {template}",
+            "Template Name": template, "File Folder": "", "Filename": name,
+            "Image": f"images/{digest}.png", "Tag": f"tags/{digest}_{len(structure):04d}.png",
+            "Mask": mask_rel, "Resolution": f"{w}x{h}", "Top": top, "Left": left, "Width": bw,
+            "Height": bh, "Points": "", "Text Annotation": "undefined", "Minimal Top": top,
+            "Minimal Left": left, "Minimal Width": bw, "Minimal Height": bh, "Attributes": "",
+        })  # fmt: skip
+
+
 def make_synthetic_dataset(
     root: str | Path,
     n_images: int = 24,
@@ -82,58 +138,13 @@ def make_synthetic_dataset(
         h = int(round(image_size * rng.uniform(0.85, 1.2)))
         w = int(round(image_size * rng.uniform(0.85, 1.2)))
         name = f"synthetic-{i:03d}.{'jpg' if i % 3 == 2 else 'png'}"
-
-        # Radiological convention: the patient's right lung is on the image's left.
-        lungs = {
-            "Right Lung": (0.52 * h, 0.30 * w, 0.34 * h, 0.16 * w),
-            "Left Lung": (0.52 * h, 0.70 * w, 0.34 * h, 0.16 * w),
-        }
-        lung_masks = {k: _ellipse((h, w), *v) for k, v in lungs.items()}
-        ggo = np.zeros((h, w), dtype=bool)
-        for b in range(1 + int(rng.random() < 0.25)):
-            cy, cx, ly, lx = lungs[("Right Lung", "Left Lung")[int(rng.integers(0, 2))]]
-            ry = ly * rng.uniform(0.25, 0.45)
-            rx = lx * rng.uniform(0.45, 0.8)
-            oy = cy + rng.uniform(-0.4, 0.4) * (ly - ry)
-            ox = cx + rng.uniform(-0.3, 0.3) * (lx - rx)
-            ggo |= _ellipse((h, w), oy, ox, ry, rx)
-
-        body = _ellipse((h, w), 0.55 * h, 0.5 * w, 0.5 * h, 0.48 * w)
-        image = np.where(body, 120.0, 25.0)
-        image[lung_masks["Right Lung"] | lung_masks["Left Lung"]] = 55.0
-        image = cv2.GaussianBlur(image, (0, 0), 2.0)
-        # Hazy but clearly brighter than everything around it, with a soft edge.
-        blob = cv2.GaussianBlur(ggo.astype(np.float64), (0, 0), 1.0)
-        image = image + 150.0 * blob + rng.normal(0.0, 4.0, (h, w))
-        image8 = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        if name.endswith(".jpg"):
-            cv2.imwrite(str(root / "images" / name), image8, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        else:
-            cv2.imwrite(str(root / "images" / name), image8)
-
-        regions = {GGO_CLASS: ggo, **lung_masks}
-        regions["Cardiomediastinum"] = _ellipse((h, w), 0.55 * h, 0.5 * w, 0.3 * h, 0.08 * w)
+        image8, regions = _draw_film(h, w, rng)
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if name.endswith(".jpg") else []
+        cv2.imwrite(str(root / "images" / name), image8, params)
         if i == 2:
             del regions["Left Lung"]  # an annotator skipped a side, as in the real data
         digest = hashlib.sha1(f"{seed}-{i}".encode()).hexdigest()
-        for template, region in regions.items():
-            box = _bbox(region)
-            if box is None:
-                continue
-            top, left, bh, bw = box
-            crop = np.zeros((bh, bw, 4), dtype=np.uint8)
-            crop[..., 3] = 255
-            crop[region[top : top + bh, left : left + bw], :3] = CLASS_COLOURS_BGR[template]
-            mask_rel = f"masks/{digest}_{len(structure):04d}.png"
-            cv2.imwrite(str(root / mask_rel), crop)
-            structure.append({
-                "#": len(structure) + 1, "Taxonomy": f"Class:{template}", "Class": f"COVID-19 {template}",
-                "Template Name": template, "File Folder": "", "Filename": name,
-                "Image": f"images/{digest}.png", "Tag": f"tags/{digest}_{len(structure):04d}.png",
-                "Mask": mask_rel, "Resolution": f"{w}x{h}", "Top": top, "Left": left, "Width": bw,
-                "Height": bh, "Points": "", "Text Annotation": "undefined", "Minimal Top": top,
-                "Minimal Left": left, "Minimal Width": bw, "Minimal Height": bh, "Attributes": "",
-            })  # fmt: skip
+        _write_crops(root, name, (h, w), regions, digest, structure)
 
         patient = patient_of[i]
         visit = visits.get(patient, 0)
