@@ -87,6 +87,27 @@ def evaluate_splits(
     return metrics, probs
 
 
+def per_image_scores(splits: Mapping[str, Any], probs: Mapping[str, np.ndarray], settings: EvalSettings) -> Any:
+    """One row per film of every non-empty split (:mod:`ggo.scores`): the masks :func:`score`
+    scores, so each split's mean ``dice`` is its ``<split>/dice``. Each split needs ``names``,
+    ``patients`` and ``masks``; ``probs`` are its raw maps."""
+    import pandas as pd
+
+    from ggo.scores import COLUMNS, per_image_table
+
+    tables = [
+        per_image_table(split.names, split.patients, name, split.masks, masks_of(probs[name], settings))
+        for name, split in splits.items()
+        if len(split)
+    ]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+
+
+def masks_of(probs: np.ndarray, settings: EvalSettings) -> np.ndarray:
+    """Binary float32 masks: :func:`postprocess`, then ``> settings.threshold``."""
+    return (postprocess(probs, settings) > settings.threshold).astype(np.float32)
+
+
 # --- choosing the post-processing on validation folds (never on test) ---------------------------
 
 
@@ -178,6 +199,8 @@ __all__ = [
     "choose_postprocess",
     "evaluate_splits",
     "grid_weight",
+    "masks_of",
+    "per_image_scores",
     "postprocess",
     "predict",
     "score",

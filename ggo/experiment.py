@@ -19,7 +19,8 @@ import keras
 import numpy as np
 
 from ggo.config import flatten, validate
-from ggo.evaluation import EvalSettings, evaluate_splits
+from ggo.evaluation import EvalSettings, evaluate_splits, per_image_scores
+from ggo.scores import log_per_image
 from ggo.tracking import Tracker, open_tracker, record_failure
 from ggo.training.callbacks import BestGenerator, EpochLogger
 
@@ -234,7 +235,9 @@ def evaluate_best(
     """Score the best checkpoint on the full val and test sets (:mod:`ggo.evaluation`); log the
     final metrics and the best epoch's overlays. Returns the metrics and the raw probability maps."""
     settings = EvalSettings.from_config(config.get("eval"))
-    final, probs = evaluate_splits(fitted.gan.generator, {"val": data.val, "test": data.test}, settings)
+    splits = {"val": data.val, "test": data.test}
+    final, probs = evaluate_splits(fitted.gan.generator, splits, settings)
+    log_per_image(tracker, per_image_scores(splits, probs, settings))
     logger = fitted.logger
     final["train/epochs_run"] = float(logger.epochs_run)
     final["train/best_epoch"] = float(fitted.best.best_epoch)

@@ -1,9 +1,8 @@
 """``python -m ggo.runs clean``: end the runs that a hard kill left RUNNING forever.
 
 A process killed with SIGKILL, by the OOM killer or a power cut cannot end its MLflow run, so the
-UI shows it running for ever. Every ggo run records where it runs (tags ``ggo.host``, ``ggo.pid``,
-``ggo.pid_started``) and a heartbeat (tag ``ggo.heartbeat``, seconds since the epoch, renewed
-every epoch). A RUNNING run is stale when
+UI shows it running for ever. Every ggo run records where it runs and a heartbeat renewed every
+epoch (:mod:`ggo.tracking.liveness`). A RUNNING run is stale when
 
 - it runs on this host and its process is gone (or the pid now belongs to a younger process), or
 - its last sign of life (heartbeat, else its start) is older than ``--stale-after`` minutes.
@@ -25,20 +24,9 @@ from typing import Any, Sequence
 import psutil
 
 from ggo import tracking
+from ggo.tracking.liveness import HEARTBEAT_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG
 
-HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG = "ggo.host", "ggo.pid", "ggo.pid_started", "ggo.heartbeat"
 STALE_AFTER_MINUTES = 60.0
-
-
-def process_tags() -> dict[str, str]:
-    """Where this process runs: the tags a run records when it starts."""
-    me = psutil.Process()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_STARTED_TAG: f"{me.create_time():.3f}", **heartbeat_tag()}
-
-
-def heartbeat_tag(now: float | None = None) -> dict[str, str]:
-    """The heartbeat tag with the current time (a run renews it every epoch)."""
-    return {HEARTBEAT_TAG: f"{time.time() if now is None else now:.0f}"}
 
 
 def _process_alive(pid: int, started: float | None) -> bool:

@@ -9,7 +9,7 @@ Pixel counts are on the model's grid, as every logged metric is.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,32 @@ def per_image_table(
             "pred_fraction": (tp + fp) / pixels,
         }
     )  # fmt: skip
+
+
+def log_per_image(tracker: Any, table: pd.DataFrame) -> None:
+    """``scores/per_image.csv`` (what ``python -m ggo.compare`` pairs) and the same rows as an
+    MLflow table (``scores/per_image.json``), which the UI shows in the run's Artifacts."""
+    tracker.log_text(table.to_csv(index=False), ARTIFACT)
+    tracker.log_table(table, ARTIFACT.replace(".csv", ".json"))
+
+
+def uncertainty_columns(keys: Sequence[str], extra: pd.DataFrame) -> dict[str, list[str]]:
+    """Two readable columns from :func:`ranking_uncertainty`'s result, in the order of ``keys``:
+    the 95% CI of each row's mean dice, and how it compares with the top row."""
+
+    def ci(key: str) -> str:
+        row = extra.loc[key] if key in extra.index else None
+        if row is None or "ci_low" not in row or not np.isfinite(row["ci_low"]):
+            return ""
+        return f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+    def vs_top(key: str) -> str:
+        row = extra.loc[key] if key in extra.index else None
+        if row is None or row["vs_top"] in ("top", "n/a"):
+            return "n/a" if row is None else row["vs_top"]
+        return f"{row['vs_top']}: {row['delta_vs_top']:+.3f} [{row['delta_ci_low']:+.3f}, {row['delta_ci_high']:+.3f}]"
+
+    return {"dice 95% CI": [ci(k) for k in keys], "vs top (paired 95% CI)": [vs_top(k) for k in keys]}
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -94,4 +120,4 @@ def ranking_uncertainty(tables: Mapping[str, pd.DataFrame | None], order: Sequen
     return pd.DataFrame(out).set_index("key")
 
 
-__all__ = ["ARTIFACT", "COLUMNS", "per_image_table", "ranking_uncertainty", "read_table"]
+__all__ = ["ARTIFACT", "COLUMNS", "log_per_image", "per_image_table", "ranking_uncertainty", "read_table", "uncertainty_columns"]

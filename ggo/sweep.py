@@ -174,6 +174,7 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
         table = table.sort_values(objective, ascending=False, na_position="last").reset_index(drop=True)
         table.insert(0, "rank", range(1, len(table) + 1))
         failed = int((table["status"] != "FINISHED").sum())
+        table = with_uncertainty(uri, table, objective)
     # The curves plot skips the extra final point (the best checkpoint's re-evaluation).
     curves = [(name, values[:-1] if len(values) > 1 else values) for name, values in curves]
 
@@ -189,6 +190,8 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
         parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
     parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
     parent.detach()
+    from ggo.cv import cross_validation_groups, summarize_cv
+
     cv_groups = cross_validation_groups(children)
     if cv_groups:
         summarize_cv(uri, parent_run_id, cv_groups, objective=objective)
@@ -197,6 +200,37 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
     if failed:
         print(f"[ggo] {failed} of {len(table)} jobs did not finish; see the 'error' column and each run's error.txt", flush=True)
     return failed
+
+
+def with_uncertainty(uri: str, table: Any, objective: str) -> Any:
+    """Add the 95% CI of each run's ``val/dice`` (patients resampled) and whether it can be told
+    apart from the top FINISHED run (paired, on the val films both scored). Only for the
+    ``val/dice`` objective: it is the mean of the per-image scores these intervals resample."""
+    if objective != "val/dice" or not len(table):
+        return table
+    from ggo.scores import ranking_uncertainty, uncertainty_columns
+
+    finished = table[table["status"] == "FINISHED"]
+    per_image = {run_id: _per_image(uri, run_id) for run_id in finished["run_id"]}
+    keys = list(table["run_id"])
+    ranked = ranking_uncertainty(per_image, list(finished["run_id"]), "val")
+    columns = uncertainty_columns(keys, ranked)
+    at = table.columns.get_loc(objective) + 1
+    table.insert(at, "vs top (paired 95% CI)", columns["vs top (paired 95% CI)"])
+    table.insert(at, "val/dice 95% CI", columns["dice 95% CI"])
+    return table
+
+
+def _per_image(uri: str, run_id: str) -> Any:
+    """A run's per-image scores, or None when it logged none (runs of older ggo versions)."""
+    import tempfile
+
+    from ggo.scores import ARTIFACT, read_table
+
+    try:
+        return read_table(str(tracking.download_artifact(uri, run_id, ARTIFACT, tempfile.mkdtemp(prefix="ggo-scores-"))))
+    except Exception:  # noqa: BLE001 - a missing artifact: the row gets no interval
+        return None
 
 
 def to_markdown(table: Any) -> str:
@@ -214,182 +248,3 @@ def to_markdown(table: Any) -> str:
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(fmt(row[c]) for c in cols) + " |")
     return "\n".join(lines)
-
-
-# --- cross-validation -------------------------------------------------------------------------
-
-#: Params that differ between the folds of one configuration (everything else must match).
-FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_id")
-
-
-def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
-    """FINISHED children grouped by config without ``data.fold``; groups that cover >= 2 folds.
-
-    A ``data.fold=0,1,2,3,4`` sweep gives one group; crossing it with ``gen=unet,attention_unet``
-    gives two.
-    """
-    groups: dict[tuple, list[Any]] = {}
-    for run in children:
-        if run.info.status != "FINISHED":
-            continue
-        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS))
-        groups.setdefault(key, []).append(run)
-    return [
-        sorted(runs, key=lambda r: int(r.data.params.get("data.fold", 0)))
-        for runs in groups.values()
-        if len({r.data.params.get("data.fold") for r in runs}) >= 2
-    ]
-
-
-def fold_statistics(runs: list[Any]) -> dict[str, float]:
-    """Mean and std over folds of every ``val/*`` and ``test/*`` metric of ``runs``."""
-    import numpy as np
-
-    stats: dict[str, float] = {}
-    for name in tracking.iter_metric_names(runs):
-        values = [r.data.metrics[name] for r in runs if name in r.data.metrics]
-        if values:
-            stats[f"{name}_fold_mean"] = float(np.mean(values))
-            stats[f"{name}_fold_std"] = float(np.std(values))
-    return stats
-
-
-def ensemble_test_metrics(
-    uri: str, runs: list[Any], workdir: str
-) -> tuple[dict[str, float], dict[str, Any], tuple[float, int], dict[str, float]]:
-    """Score the fold ensemble on the test patients.
-
-    The threshold and the minimum predicted-component size are chosen on the validation folds
-    only (each fold's val probability maps against its own val masks), then applied to the mean
-    of the folds' test probability maps. Returns (test metrics, the run config, the chosen
-    (threshold, size), mean val dice per ``"<threshold>/<size>"``).
-    """
-    from pathlib import Path
-
-    import numpy as np
-    import yaml
-
-    from ggo.data import prepare_from_config
-    from ggo.evaluation import EvalSettings, choose_postprocess, score
-
-    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
-    config = yaml.safe_load(Path(cfg_path).read_text())
-    cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
-    test_probs, val_folds, names = [], [], None
-    for run in runs:
-        path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
-        val = cache.split(int(run.data.params["data.fold"]))["val"]
-        with np.load(path) as npz:
-            run_names = [str(n) for n in npz["test_names"]]
-            if names is not None and run_names != names:
-                raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
-            names = run_names
-            test_probs.append(npz["test_probs"].astype(np.float32))
-            if [str(n) for n in npz["val_names"]] == list(val.names):
-                val_folds.append((val.masks, npz["val_probs"].astype(np.float32)))
-    test = cache.split(0)["test"]
-    if list(test.names) != names:
-        raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
-    settings, scores = EvalSettings.from_config(config.get("eval")), {}
-    if val_folds:
-        threshold, size, scores = choose_postprocess(val_folds, int(config["preprocess"]["resolution"]))
-        settings = EvalSettings(threshold=threshold, min_component_px=size, tta_flip=settings.tta_flip)
-    metrics = score(test.masks, np.mean(test_probs, axis=0), settings)
-    return metrics, config, (settings.threshold, settings.min_component_px), scores
-
-
-def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
-    """Cross-validation report on the parent run.
-
-    For each configuration: mean and std over folds of every ``val/*`` and ``test/*`` metric, and
-    the test metrics of the fold ensemble (mean of the folds' probability maps), in
-    ``cv_summary.csv``/``.md``. When the sweep is one configuration over its folds (``+sweeps=cv``),
-    the parent also gets ``val/*`` = fold means (so it ranks and promotes like a run), ``test/*``
-    = the ensemble's, and the ensemble itself as its ``model``.
-    """
-    import tempfile
-
-    import pandas as pd
-
-    rows = []
-    single = len(groups) == 1
-    with tempfile.TemporaryDirectory(prefix="ggo-cv-") as tmp:
-        for runs in groups:
-            stats = fold_statistics(runs)
-            ensemble, config, (threshold, min_px), pp_scores = ensemble_test_metrics(uri, runs, tmp)
-            config.setdefault("eval", {}).update({"min_component_px": min_px, "threshold": threshold})
-            first = runs[0].data.tags
-            rows.append(
-                {
-                    "config": " ".join(o for o in first.get("ggo.overrides", "").split() if not o.startswith("data.fold=")) or "defaults",
-                    "folds": len(runs),
-                    f"{objective} mean": stats.get(f"{objective}_fold_mean", float("nan")),
-                    f"{objective} std": stats.get(f"{objective}_fold_std", float("nan")),
-                    "ensemble test/dice": ensemble.get("dice", float("nan")),
-                    "ensemble test/precision": ensemble.get("precision", float("nan")),
-                    "ensemble test/recall": ensemble.get("recall", float("nan")),
-                    "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
-                    "threshold (chosen on val)": threshold,
-                    "min component px (chosen on val)": min_px,
-                    "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
-                }
-            )
-            if single:
-                _log_cv_parent(uri, parent_run_id, runs, stats, ensemble, config, pp_scores, tmp)
-    table = pd.DataFrame(rows).sort_values(f"{objective} mean", ascending=False, na_position="last")
-    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
-    parent.log_text(table.to_csv(index=False), "cv_summary.csv")
-    parent.log_text(to_markdown(table), "cv_summary.md")
-    parent.detach()
-    print("\n[ggo] cross-validation (mean +- std over folds; ensemble = mean of the fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)
-
-
-def _log_cv_parent(
-    uri: str,
-    parent_run_id: str,
-    runs: list[Any],
-    stats: dict[str, float],
-    ensemble: dict[str, float],
-    config: dict,
-    pp_scores: dict[str, float],
-    tmp: str,
-) -> None:
-    """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
-    from pathlib import Path
-
-    from ggo.serving import log_segmenter, serving_config
-
-    metrics = dict(stats)
-    for name, value in stats.items():
-        if name.startswith("val/") and name.endswith("_fold_mean"):
-            metrics[name[: -len("_fold_mean")]] = value
-        if name.startswith("val/") and name.endswith("_fold_std"):
-            metrics[name[: -len("_fold_std")] + "_std"] = value
-    metrics.update({f"test/{k}": v for k, v in ensemble.items()})
-    first = runs[0].data.tags
-    tags = {k: first[k] for k in ("gen", "disc", "loss", "resolution", "data") if k in first}
-    tags.update(
-        {
-            "fold": "ensemble",
-            "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
-            "ggo.min_component_px": config["eval"]["min_component_px"],
-            "ggo.threshold": config["eval"]["threshold"],
-        }
-    )
-    generators = []
-    for run in runs:
-        local = tracking.download_model(uri, run.info.run_id, Path(tmp) / f"m-{run.info.run_id}")
-        generators.extend(sorted((local / "artifacts").glob("generator*.keras")))
-    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
-    parent.log_metrics(metrics)
-    parent.set_tags(tags)
-    parent.log_dict(
-        {
-            "chosen_threshold": tags["ggo.threshold"],
-            "chosen_min_component_px": tags["ggo.min_component_px"],
-            "mean_val_dice_by_threshold_and_min_component_px": pp_scores,
-        },
-        "postprocess_choice.json",
-    )
-    log_segmenter(parent, generators, serving_config(config), Path(tmp) / "ensemble")
-    parent.detach()

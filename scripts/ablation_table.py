@@ -21,7 +21,7 @@ def children_of(uri: str, run) -> list:
 
 
 def resummarize(uri: str, run) -> None:
-    from ggo.sweep import cross_validation_groups, summarize_cv
+    from ggo.cv import cross_validation_groups, summarize_cv
 
     groups = cross_validation_groups(children_of(uri, run))
     if len(groups) != 1:

@@ -31,6 +31,7 @@ from ggo.tracking.names import (
 from ggo.tracking.queries import (
     child_runs,
     download_artifact,
+    experiment_ids,
     get_run,
     iter_metric_names,
     metric_history,
@@ -51,6 +52,7 @@ from ggo.tracking.runs import (
     experiment_of,
     open_tracker,
     record_failure,
+    set_run_tags,
     set_status,
 )
 from ggo.tracking.store import (
@@ -66,8 +68,8 @@ from ggo.tracking.store import (
 __all__ = [
     "CHAMPION", "ERROR_TAG", "MODEL_NAME", "PARENT_ENV", "ROLE_TAG", "SWEEP_ENV", "SWEEP_OVERRIDES_ENV", "SWEEP_TAG",
     "MlflowTracker", "Tracker", "check_store_exists", "child_runs", "client_for", "create_run", "download_artifact",
-    "download_model", "ensure_store", "experiment_id", "experiment_of", "find_experiment", "fluent_scope", "get_run",
+    "download_model", "ensure_store", "experiment_id", "experiment_ids", "experiment_of", "find_experiment", "fluent_scope", "get_run",
     "git_state", "iter_metric_names", "load_pyfunc", "metric_history", "model_version_by_alias",
     "model_versions_of_run", "open_tracker", "record_failure", "register_model", "resolve_uri", "runs_with_model",
-    "search_runs", "set_alias", "set_model_version_tags", "set_status",
+    "search_runs", "set_alias", "set_model_version_tags", "set_run_tags", "set_status",
 ]  # fmt: skip

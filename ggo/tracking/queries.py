@@ -48,6 +48,22 @@ def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "") ->
             return runs
 
 
+def experiment_ids(uri: str, names: Iterable[str] = ()) -> list[str]:
+    """The ids of the active experiments called ``names`` (all active experiments when empty);
+    a LookupError names an experiment that does not exist."""
+    client = client_for(uri)
+    names = list(names)
+    if not names:
+        return [e.experiment_id for e in client.search_experiments()]
+    ids = []
+    for name in names:
+        exp = client.get_experiment_by_name(name)
+        if exp is None or exp.lifecycle_stage != "active":
+            raise LookupError(f"no experiment {name!r} in the MLflow store at {uri}")
+        ids.append(exp.experiment_id)
+    return ids
+
+
 def metric_history(uri: str, run_id: str, key: str) -> list[float]:
     """The values of ``key`` ordered by step."""
     hist = client_for(uri).get_metric_history(run_id, key)

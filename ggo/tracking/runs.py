@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ggo.tracking.git import git_state
+from ggo.tracking.liveness import heartbeat_tag, process_tags
 from ggo.tracking.names import ERROR_TAG
 from ggo.tracking.store import client_for, ensure_store, experiment_id, fluent_scope
 
@@ -33,6 +34,8 @@ class Tracker:
     def log_dict(self, data: Mapping[str, Any], path: str) -> None: ...
     def log_text(self, text: str, path: str) -> None: ...
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_table(self, table: Any, path: str) -> None: ...
+    def heartbeat(self) -> None: ...
     def log_model(self, **kwargs: Any) -> None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
 
@@ -54,7 +57,7 @@ class MlflowTracker(Tracker):
         self.uri = ensure_store(uri)
         self._client = client_for(self.uri)
         exp_id = experiment_id(self.uri, experiment)
-        all_tags = {**git_state(), **{k: str(v) for k, v in (tags or {}).items()}}
+        all_tags = {**git_state(), **process_tags(), **{k: str(v) for k, v in (tags or {}).items()}}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         # The tags mlflow.start_run adds (user, source name and type, run name), as before.
@@ -102,6 +105,14 @@ class MlflowTracker(Tracker):
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def log_table(self, table: Any, path: str) -> None:
+        """A DataFrame as an MLflow table (``path`` ends in .json): the UI shows it in Artifacts."""
+        self._client.log_table(self.run_id, data=table, artifact_file=path)
+
+    def heartbeat(self) -> None:
+        """Renew the run's heartbeat tag (``python -m ggo.runs clean`` reads it)."""
+        self.set_tags(heartbeat_tag())
 
     def log_model(self, **kwargs: Any) -> None:
         """``mlflow.pyfunc.log_model`` into this run (``name="model"`` unless given)."""
@@ -158,6 +169,12 @@ def create_run(uri: str, experiment: str, *, run_name: str, tags: Mapping[str, A
 def set_status(uri: str, run_id: str, status: str, end_time: int | None = None) -> None:
     """End run ``run_id`` with ``status`` (FINISHED, FAILED, KILLED), at ``end_time`` (ms; default now)."""
     client_for(uri).set_terminated(run_id, status=status, end_time=end_time)
+
+
+def set_run_tags(uri: str, run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set tags on any run of the store (not necessarily one this process writes)."""
+    for key, value in tags.items():
+        client_for(uri).set_tag(run_id, key, str(value)[:5000])
 
 
 def experiment_of(uri: str, run_id: str) -> str:

@@ -135,6 +135,7 @@ class EpochLogger(keras.callbacks.Callback):
         for k, v in metrics.items():
             self.history.setdefault(k, []).append(v)
         self.tracker.log_metrics(metrics, step=step)
+        self.tracker.heartbeat()
         val = metrics.get("val/dice", float("nan"))
         mark = ""
         if math.isfinite(val) and val > self.best:

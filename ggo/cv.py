@@ -1,0 +1,222 @@
+"""Cross-validation sweeps: fold statistics, the fold ensemble, out-of-fold scores, the CV summary.
+
+A sweep over ``data.fold`` (``+sweeps=cv``, the champion preset) ends here (:func:`summarize_cv`,
+called by :func:`ggo.sweep.summarize`). For each configuration: mean and std over folds of every
+``val/*`` and ``test/*`` metric; the fold ensemble (mean of the folds' probability maps) scored on
+the test patients after the threshold and small-component size chosen on the validation folds
+only; and the **out-of-fold** per-image scores, every non-test film scored by the fold model that
+did not train on it, with the same chosen post-processing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ggo import tracking
+from ggo.sweep import to_markdown
+
+#: Params that differ between the folds of one configuration (everything else must match).
+FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_id")
+
+
+def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
+    """FINISHED children grouped by config without ``data.fold``; groups that cover >= 2 folds.
+
+    A ``data.fold=0,1,2,3,4`` sweep gives one group; crossing it with ``gen=unet,attention_unet``
+    gives two.
+    """
+    groups: dict[tuple, list[Any]] = {}
+    for run in children:
+        if run.info.status != "FINISHED":
+            continue
+        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS))
+        groups.setdefault(key, []).append(run)
+    return [
+        sorted(runs, key=lambda r: int(r.data.params.get("data.fold", 0)))
+        for runs in groups.values()
+        if len({r.data.params.get("data.fold") for r in runs}) >= 2
+    ]
+
+
+def fold_statistics(runs: list[Any]) -> dict[str, float]:
+    """Mean and std over folds of every ``val/*`` and ``test/*`` metric of ``runs``."""
+    stats: dict[str, float] = {}
+    for name in tracking.iter_metric_names(runs):
+        values = [r.data.metrics[name] for r in runs if name in r.data.metrics]
+        if values:
+            stats[f"{name}_fold_mean"] = float(np.mean(values))
+            stats[f"{name}_fold_std"] = float(np.std(values))
+    return stats
+
+
+@dataclass
+class Ensemble:
+    """A configuration's fold ensemble: ``metrics`` on test, the run ``config`` (its ``eval``
+    section set to the chosen post-processing), the mean val dice of every candidate
+    ``"<threshold>/<size>"``, and the per-image scores (``test`` rows: the ensemble; ``oof``
+    rows: each fold's val films by that fold's model)."""
+
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    choice_scores: dict[str, float]
+    per_image: Any
+
+
+def _fold_maps(uri: str, runs: list[Any], cache: Any, workdir: str) -> tuple[list[np.ndarray], list[tuple[Any, np.ndarray]], list[str]]:
+    """Each fold's test maps, its (val split, val maps) where they match the cache, the test names."""
+    test_probs, val_folds, names = [], [], None
+    for run in runs:
+        path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
+        val = cache.split(int(run.data.params["data.fold"]))["val"]
+        with np.load(path) as npz:
+            run_names = [str(n) for n in npz["test_names"]]
+            if names is not None and run_names != names:
+                raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
+            names = run_names
+            test_probs.append(npz["test_probs"].astype(np.float32))
+            if [str(n) for n in npz["val_names"]] == list(val.names):
+                val_folds.append((val, npz["val_probs"].astype(np.float32)))
+    return test_probs, val_folds, names or []
+
+
+def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
+    """Score the fold ensemble on the test patients, and every fold on its own val films.
+
+    The threshold and the minimum predicted-component size are chosen on the validation folds
+    only (each fold's val probability maps against its own val masks), then applied to the mean
+    of the folds' test probability maps and to the out-of-fold maps.
+    """
+    import pandas as pd
+    import yaml
+
+    from ggo.data import prepare_from_config
+    from ggo.evaluation import EvalSettings, choose_postprocess, masks_of, score
+    from ggo.scores import per_image_table
+
+    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
+    config = yaml.safe_load(Path(cfg_path).read_text())
+    cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
+    test_probs, val_folds, names = _fold_maps(uri, runs, cache, workdir)
+    test = cache.split(0)["test"]
+    if list(test.names) != names:
+        raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
+    settings, choice = EvalSettings.from_config(config.get("eval")), {}
+    if val_folds:
+        folds = [(val.masks, probs) for val, probs in val_folds]
+        threshold, size, choice = choose_postprocess(folds, int(config["preprocess"]["resolution"]))
+        settings = EvalSettings(threshold=threshold, min_component_px=size, tta_flip=settings.tta_flip)
+    mean = np.mean(test_probs, axis=0)
+    rows = [per_image_table(test.names, test.patients, "test", test.masks, masks_of(mean, settings))]
+    rows += [per_image_table(val.names, val.patients, "oof", val.masks, masks_of(p, settings)) for val, p in val_folds]
+    config.setdefault("eval", {}).update(settings.as_config())
+    return Ensemble(score(test.masks, mean, settings), config, choice, pd.concat(rows, ignore_index=True))
+
+
+def _row(objective: str, runs: list[Any], stats: dict[str, float], ens: Ensemble) -> dict[str, Any]:
+    first = runs[0].data.tags
+    return {
+        "config": " ".join(o for o in first.get("ggo.overrides", "").split() if not o.startswith("data.fold=")) or "defaults",
+        "folds": len(runs),
+        f"{objective} mean": stats.get(f"{objective}_fold_mean", float("nan")),
+        f"{objective} std": stats.get(f"{objective}_fold_std", float("nan")),
+        "ensemble test/dice": ens.metrics.get("dice", float("nan")),
+        "ensemble test/precision": ens.metrics.get("precision", float("nan")),
+        "ensemble test/recall": ens.metrics.get("recall", float("nan")),
+        "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
+        "threshold (chosen on val)": ens.config["eval"]["threshold"],
+        "min component px (chosen on val)": ens.config["eval"]["min_component_px"],
+        "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
+    }
+
+
+def with_uncertainty(table: Any, per_image: dict[str, Any], sort_by: str) -> Any:
+    """``table`` (one row per configuration, column ``config``) sorted by ``sort_by``, with the
+    out-of-fold 95% CI of each row's dice and whether it can be told apart from the top row."""
+    from ggo.scores import ranking_uncertainty, uncertainty_columns
+
+    table = table.sort_values(sort_by, ascending=False, na_position="last").reset_index(drop=True)
+    keys = list(table["config"])
+    for name, values in uncertainty_columns(keys, ranking_uncertainty(per_image, keys, "oof")).items():
+        table[f"oof {name}"] = values
+    return table
+
+
+def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objective: str = "val/dice") -> None:
+    """Cross-validation report on the parent run (``cv_summary.csv``/``.md``).
+
+    When the sweep is one configuration over its folds (``+sweeps=cv``), the parent also gets
+    ``val/*`` = fold means (so it ranks and promotes like a run), ``test/*`` = the ensemble's,
+    the per-image scores (``test`` and ``oof``) and the ensemble itself as its ``model``.
+    """
+    import tempfile
+
+    import pandas as pd
+
+    rows, per_image = [], {}
+    with tempfile.TemporaryDirectory(prefix="ggo-cv-") as tmp:
+        for runs in groups:
+            stats = fold_statistics(runs)
+            ens = ensemble_scores(uri, runs, tmp)
+            rows.append(_row(objective, runs, stats, ens))
+            per_image[rows[-1]["config"]] = ens.per_image
+            if len(groups) == 1:
+                _log_cv_parent(uri, parent_run_id, runs, stats, ens, tmp)
+    table = with_uncertainty(pd.DataFrame(rows), per_image, f"{objective} mean")
+    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
+    parent.log_text(table.to_csv(index=False), "cv_summary.csv")
+    parent.log_text(to_markdown(table), "cv_summary.md")
+    parent.detach()
+    print("\n[ggo] cross-validation (mean +- std over folds; ensemble = mean of the fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)
+
+
+def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
+    metrics = dict(stats)
+    for name, value in stats.items():
+        if name.startswith("val/") and name.endswith("_fold_mean"):
+            metrics[name[: -len("_fold_mean")]] = value
+        if name.startswith("val/") and name.endswith("_fold_std"):
+            metrics[name[: -len("_fold_std")] + "_std"] = value
+    metrics.update({f"test/{k}": v for k, v in ens.metrics.items()})
+    oof = ens.per_image[ens.per_image["split"] == "oof"]
+    if len(oof):
+        metrics["oof/dice"] = float(oof["dice"].mean())
+    return metrics
+
+
+def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ens: Ensemble, tmp: str) -> None:
+    """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
+    from ggo.scores import log_per_image
+    from ggo.serving import log_segmenter, serving_config
+
+    first = runs[0].data.tags
+    tags = {k: first[k] for k in ("gen", "disc", "loss", "resolution", "data") if k in first}
+    tags.update(
+        {
+            "fold": "ensemble",
+            "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
+            "ggo.min_component_px": ens.config["eval"]["min_component_px"],
+            "ggo.threshold": ens.config["eval"]["threshold"],
+        }
+    )
+    generators = []
+    for run in runs:
+        local = tracking.download_model(uri, run.info.run_id, Path(tmp) / f"m-{run.info.run_id}")
+        generators.extend(sorted((local / "artifacts").glob("generator*.keras")))
+    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
+    parent.log_metrics(_parent_metrics(stats, ens))
+    parent.set_tags(tags)
+    parent.log_dict(
+        {
+            "chosen_threshold": tags["ggo.threshold"],
+            "chosen_min_component_px": tags["ggo.min_component_px"],
+            "mean_val_dice_by_threshold_and_min_component_px": ens.choice_scores,
+        },
+        "postprocess_choice.json",
+    )
+    log_per_image(parent, ens.per_image)
+    log_segmenter(parent, generators, serving_config(ens.config), Path(tmp) / "ensemble")
+    parent.detach()
