@@ -113,6 +113,21 @@ def compare_pair(a: Scored, b: Scored, split: str, *, n_resamples: int = N_RESAM
     )  # fmt: skip
 
 
+def versus(uri: str, baseline_run_id: str, run_id: str) -> tuple[Paired | None, str]:
+    """``run_id`` against ``baseline_run_id`` (default split), and one line saying what it means;
+    ``(None, why not)`` when they cannot be paired (e.g. runs logged before per-image scores)."""
+    try:
+        runs = [resolve(uri, baseline_run_id, model_name=""), resolve(uri, run_id, model_name="")]
+        r = compare_pair(runs[0], runs[1], choose_split(runs, None))
+    except CompareError as exc:
+        return None, f"no paired comparison: {exc}"
+    verdict = "a real difference" if r.distinguishable else "inside the noise"
+    return r, (
+        f"{r.delta_dice:+.3f} dice, 95% CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}], Wilcoxon p = {r.p_value:.3g} "
+        f"on {r.n_images} {r.split} films of {r.n_patients} patients: {verdict}"
+    )
+
+
 def report(first: Scored, others: Sequence[Scored], results: Sequence[Paired]) -> str:
     lines = [f"A = {first.label} [{first.run_id}]"]
     for other, r in zip(others, results):

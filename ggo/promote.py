@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ggo import tracking
+from ggo import compare, tracking
 
 METRIC_PREFIXES = ("val/", "test/")
 
@@ -77,6 +77,8 @@ class PromotionResult:
     forced: bool = False
     reason: str = ""
     reused: bool = False
+    versus_previous: str = ""  # the paired difference to the champion it replaces (ggo.compare)
+    paired: Any = None
 
     @property
     def promoted(self) -> bool:
@@ -267,6 +269,8 @@ def promote(
         result.previous_version = str(current.version)
         result.previous_run_id = current.run_id
         result.previous_value = _champion_value(uri, current, metric)
+        if current.run_id != best.run_id:
+            result.paired, result.versus_previous = compare.versus(uri, current.run_id, best.run_id)
         if current.run_id == best.run_id:
             result.action, result.version = "unchanged", str(current.version)
             result.reason = "the best run is already the champion"
@@ -289,10 +293,20 @@ def promote(
     result.version, result.reused = str(version.version), bool(existing)
     tracking.set_model_version_tags(
         uri, name, result.version,
-        version_tags(best, metric=metric, mode=mode, forced=force, previous=result.previous_version),
+        {**version_tags(best, metric=metric, mode=mode, forced=force, previous=result.previous_version), **_paired_tags(result)},
     )
     tracking.set_alias(uri, name, result.version)
     return result
+
+
+def _paired_tags(result: PromotionResult) -> dict[str, str]:
+    """The paired difference to the replaced champion, as version tags (when there was one)."""
+    if not result.versus_previous:
+        return {}
+    tags = {"ggo.vs_previous_champion": result.versus_previous}
+    if result.paired is not None:
+        tags.update({f"ggo.vs_previous.{k}": str(v) for k, v in result.paired.as_dict().items() if k not in ("a", "b")})
+    return tags
 
 
 def _short(text: str, limit: int = 90) -> str:
@@ -311,6 +325,8 @@ def report(result: PromotionResult) -> str:
         f"(run {result.run_id}) {m} {result.value:.5g}"
         + (f"; left out: {_describe_skipped(result.skipped)}" if result.skipped else "")
     ]
+    if result.versus_previous:
+        lines.append(f"against the champion {prev}: {result.versus_previous}")
     if result.action == "promoted":
         lines.append(
             ("re-used" if result.reused else "registered") + f" {result.name} version {result.version}; alias {tracking.CHAMPION}: "

@@ -58,7 +58,7 @@ class MlflowSweepCallback(Callback):
                 **tracking.git_state(),
             },
         )
-        LAST_SWEEP.update(parent_run_id=self.parent_run_id, uri=self.uri, ended=False)
+        LAST_SWEEP.update(parent_run_id=self.parent_run_id, uri=self.uri, ended=False, objective=config.objective)
         self.job_env = {
             tracking.PARENT_ENV: self.parent_run_id,
             tracking.SWEEP_ENV: sweep_id,
@@ -90,7 +90,7 @@ class MlflowSweepCallback(Callback):
             for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
             self.job_env = {}
-        print_ui_hint(self.uri, self.parent_run_id)
+        print_ui_hint(self.uri, self.parent_run_id, parent=True, objective=config.objective)
 
     def attach_search_results(self, config: DictConfig) -> None:
         """Give the parent run the sweeper's ranking of the whole search, if this multirun wrote one
@@ -118,22 +118,48 @@ class MlflowSweepCallback(Callback):
 
 
 def mark_interrupted() -> None:
-    """An interrupted sweep's parent run ends KILLED (its finished children stay as they are)."""
+    """An interrupted sweep's parent run ends KILLED, with its summary of the jobs that ended
+    (its finished children stay as they are)."""
     if LAST_SWEEP.get("parent_run_id") and not LAST_SWEEP.get("ended"):
-        tracking.set_status(LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"], "KILLED")
+        uri, parent = LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"]
         LAST_SWEEP["ended"] = True
+        try:
+            summarize(uri, parent, objective=LAST_SWEEP.get("objective", "val/dice"))
+        except Exception as exc:  # noqa: BLE001 - the status below matters more than the summary
+            print(f"[ggo] could not summarize the interrupted sweep: {type(exc).__name__}: {exc}", flush=True)
+        finally:
+            tracking.set_status(uri, parent, "KILLED")
 
 
-def print_ui_hint(uri: str, run_id: str | None = None) -> None:
+def ui_page(uri: str, run_id: str | None = None, *, parent: bool = False, objective: str = "val/dice") -> str:
+    """The MLflow UI page (hash route) to open: a sweep's runs in the Model training view, ranked
+    by ``objective`` (``parent=True``), or one run's page. MLflow 3 opens an experiment in its
+    GenAI view unless ``workflowType=machine_learning`` is given."""
+    from urllib.parse import urlencode
+
+    if not run_id:
+        return ""
+    experiment = tracking.experiment_of(uri, run_id)
+    if not parent:
+        return f"/#/experiments/{experiment}/runs/{run_id}"
+    query = {
+        "workflowType": "machine_learning",
+        "searchFilter": f"tags.mlflow.parentRunId = '{run_id}'",
+        "orderByKey": f"metrics.`{objective}`",
+        "orderByAsc": "false",
+    }
+    return f"/#/experiments/{experiment}/runs?" + urlencode(query)
+
+
+def print_ui_hint(uri: str, run_id: str | None = None, *, parent: bool = False, objective: str = "val/dice") -> None:
     """Tell the user how to look at what was recorded."""
-    page = f"/#/experiments/{tracking.experiment_of(uri, run_id)}/runs/{run_id}" if run_id else ""
-    where = f"then open http://127.0.0.1:5000{page}" if page else ""
+    page = ui_page(uri, run_id, parent=parent, objective=objective)
     if uri.startswith(("http://", "https://")):
-        print(f"[ggo] browse the runs at {uri}{page}")
+        print(f"[ggo] browse the runs at {uri.rstrip('/')}{page}")
     else:
         print(f"[ggo] browse the runs:  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
-        if where:
-            print(f"[ggo] {where}")
+        if page:
+            print(f"[ggo] then open http://127.0.0.1:5000{page}")
 
 
 def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> int:

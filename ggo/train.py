@@ -23,13 +23,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ggo import config as _config  # registers the schema
-from ggo import sweep, tracking
+from ggo import interrupts, sweep, tracking
 from ggo.backend import select_backend
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def task(cfg: DictConfig) -> float:
     """Hydra task: one run. Returns the objective (NaN when the run failed inside a sweep)."""
+    interrupts.install()  # again in a launcher's worker process: SIGTERM there ends its run KILLED
     select_backend(str(getattr(cfg.train.backend, "value", cfg.train.backend)))
     from ggo.experiment import run_job  # imports keras: only after the backend is chosen
     hc = HydraConfig.get()
@@ -62,11 +63,16 @@ def run_name(overrides: list[str], sweep_overrides: str | None) -> str:
 
 
 def main() -> None:
-    """Console entry point: run Hydra, then exit 1 if any job of a sweep failed."""
+    """Console entry point: run Hydra, then exit 1 if any job of a sweep failed; a signal ends it
+    with status 128 + N (the run and a sweep's parent KILLED, the parent's summary written)."""
+    interrupts.install()
     try:
         task()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         sweep.mark_interrupted()
+        if isinstance(exc, interrupts.Terminated):
+            print(f"[ggo] {exc}: stopped; the run (and sweep) marked KILLED", file=sys.stderr, flush=True)
+            sys.exit(exc.exit_status)
         raise
     if sweep.LAST_SWEEP.get("failed"):
         sys.exit(1)

@@ -3,6 +3,8 @@
 import json
 
 import pandas as pd
+
+from sweep_fixture import tiny_sweep  # noqa: F401 - fixture
 import pytest
 
 from ggo import tracking
@@ -102,3 +104,30 @@ def test_missing_store_is_named(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'nowhere.db'}"
     assert main(["x", "y", "--tracking-uri", uri]) == 2
     assert "no MLflow store" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_runs_log_per_image_scores_that_compare_pairs(tiny_sweep, tmp_path, capsys):
+    from ggo.scores import ARTIFACT, read_table
+
+    runs = list(tiny_sweep.children.values())
+    for run in runs:
+        table = read_table(str(tracking.download_artifact(tiny_sweep.uri, run.info.run_id, ARTIFACT, tmp_path / run.info.run_id)))
+        assert set(table["split"]) == {"val", "test"}
+        # the per-image rows are what the run's metrics average: no second scoring path
+        for split in ("val", "test"):
+            rows = table[table["split"] == split]
+            assert int(run.data.params[f"data.n_{split}"]) == len(rows)
+            assert rows["dice"].mean() == pytest.approx(run.data.metrics[f"{split}/dice"], abs=1e-5)
+        assert ((table["tp"] + table["fn"] > 0) == (table["truth_fraction"] > 0)).all()
+    out = tmp_path / "cmp.json"
+    assert main([runs[0].info.run_id, runs[1].info.run_id, "--tracking-uri", tiny_sweep.uri, "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["split"] == "test" and row["n_images"] == int(runs[0].data.params["data.n_test"])
+    assert row["dice_b"] - row["dice_a"] == pytest.approx(row["delta_dice"], abs=1e-9)
+    assert row["ci_low"] <= row["delta_dice"] <= row["ci_high"]
+    # the sweep's summary ranks with intervals
+    summary = pd.read_csv(tracking.download_artifact(tiny_sweep.uri, tiny_sweep.parent_run_id, "summary.csv", tmp_path / "s"))
+    assert {"val/dice 95% CI", "vs top (paired 95% CI)"} <= set(summary.columns)
+    assert summary.loc[0, "vs top (paired 95% CI)"] == "top"
+    assert summary.loc[1, "vs top (paired 95% CI)"].split(":")[0] in ("noise", "worse", "better")

@@ -65,6 +65,30 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
     assert m["test/precision"] == pytest.approx(expected["precision"], abs=1e-6)
 
+    # Per-image scores: the ensemble's test films, and out of fold every fold's val films, each
+    # scored by the fold model that did not train on it, with the post-processing val chose.
+    import pandas as pd
+
+    from ggo.postprocess import postprocess_probs as _pp
+
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="scores/per_image.csv", dst_path=str(tmp_path / "scores"), tracking_uri=tracking_uri))  # fmt: skip
+    test_rows, oof = table[table["split"] == "test"], table[table["split"] == "oof"]
+    assert list(test_rows["image"]) == list(test.names) and test_rows["dice"].mean() == pytest.approx(m["test/dice"], abs=1e-6)
+    cache = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False)
+    vals = [cache.split(int(c.data.params["data.fold"]))["val"] for c in children]
+    assert list(oof["image"]) == [n for v in vals for n in v.names]
+    assert set(oof["image"]).isdisjoint(test.names)
+    first = vals[0]
+    with np.load(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="predictions/probabilities.npz",
+                                                     dst_path=str(tmp_path / "oof0"), tracking_uri=tracking_uri)) as npz:  # fmt: skip
+        fold0 = evaluate(first.masks, _pp(npz["val_probs"].astype(np.float32), min_px, threshold), threshold)
+    assert oof["dice"].iloc[: len(first.names)].mean() == pytest.approx(fold0["dice"], abs=1e-6)
+    assert m["oof/dice"] == pytest.approx(oof["dice"].mean())
+    summary = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="cv_summary.csv", dst_path=str(tmp_path / "cvs"), tracking_uri=tracking_uri))  # fmt: skip
+    assert summary.loc[0, "oof vs top (paired 95% CI)"] == "top" and summary.loc[0, "oof dice 95% CI"].startswith("[")
+
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"cv_summary.csv", "cv_summary.md", "summary.csv"} <= arts
 

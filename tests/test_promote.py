@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from ggo.promote import PromotionError, promote
+from ggo.promote import PromotionError, promote, report
 from sweep_fixture import TinySweep, copy_store, subprocess_env, tiny_sweep  # noqa: F401 - fixture
 
 
@@ -80,6 +80,12 @@ def test_promote_replaces_a_worse_champion(tiny_sweep: TinySweep, tmp_path: Path
     assert high.previous_value == pytest.approx(worst.data.metrics["val/dice"])
     version = champion_version(uri, "upgrade")
     assert version.run_id == best.info.run_id and version.tags["ggo.previous_champion"] == low.version
+    # ... and it says whether the swap is more than noise: the paired difference on the test films
+    assert high.paired is not None and high.paired.split == "test"
+    assert high.paired.delta_dice == pytest.approx(high.paired.dice_b - high.paired.dice_a)
+    assert version.tags["ggo.vs_previous.delta_dice"] == str(high.paired.delta_dice)
+    assert "95% CI" in version.tags["ggo.vs_previous_champion"]
+    assert "against the champion" in report(high) and "95% CI" in report(high)
 
 
 def _champion_outside_the_candidates(sweep: TinySweep, tmp_path: Path, name: str) -> str:

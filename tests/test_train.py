@@ -168,3 +168,34 @@ def test_lung_head_without_a_lung_loss_is_refused_before_training(tmp_path: Path
     proc = run_train(["gen.lung_head=true", "loss.lung=0", *tiny_overrides(tmp_path)], cwd=tmp_path)
     assert proc.returncode != 0
     assert "loss.lung" in proc.stdout + proc.stderr and "gen.lung_head" in proc.stdout + proc.stderr
+
+
+def test_sigterm_ends_a_sweep_like_ctrl_c_with_its_summary_and_status_143(tmp_path: Path, tracking_uri: str) -> None:
+    """What Slurm, Kubernetes and docker stop send: the job KILLED with the reason, the parent KILLED
+    with its summary, exit status 128 + 15."""
+    args = ["-m", "gen=unet,attention_unet", *tiny_overrides(tmp_path, tracking_uri), "train.epochs=500"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ggo.train", *args], cwd=tmp_path, env={**os.environ}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + 240
+        for line in proc.stdout:
+            if line.startswith("epoch   2/"):
+                break
+            assert time.time() < deadline, "training did not start"
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=180)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, rest[-2000:]
+    client = mlflow.MlflowClient(tracking_uri)
+    parents, children = runs_by_role(tracking_uri)
+    assert len(parents) == 1 and len(children) == 1
+    assert children[0].info.status == "KILLED" and "SIGTERM" in children[0].data.tags["ggo.error"]
+    assert len(client.get_metric_history(children[0].info.run_id, "val/dice")) >= 2, "what was recorded is kept"
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.info.status == "KILLED"
+    assert "summary.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}

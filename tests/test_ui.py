@@ -146,3 +146,23 @@ def test_run_artifacts_show_the_val_overlay_images(page: Any, ui: str, tiny_swee
         "() => [...document.querySelectorAll('img[src^=\"blob:\"]')].some(i => i.complete && i.naturalWidth > 100)"
     )
     shoot(page, "03-val-overlays.png")
+
+
+def test_the_printed_sweep_link_opens_its_runs_ranked_by_the_objective(page: Any, ui: str, tiny_sweep: TinySweep) -> None:
+    # The link the sweep printed, on this test's server instead of the default port.
+    printed = [line for line in tiny_sweep.stdout.splitlines() if "then open http://127.0.0.1:5000/#/" in line]
+    assert printed, f"the sweep printed no UI link:\n{tiny_sweep.stdout[-2000:]}"
+    link = printed[-1].split("then open ", 1)[1].strip()
+    assert "workflowType=machine_learning" in link and "orderByKey=" in link
+    page.goto(ui + link[len("http://127.0.0.1:5000"):])
+    best, worst = tiny_sweep.best_child(), tiny_sweep.worst_child()
+    page.get_by_text(best.info.run_name, exact=True).first.wait_for()
+    # Only the sweep's children (the filter), the training view (not the GenAI overview) ...
+    assert page.get_by_text(f"{len(tiny_sweep.children)} matching runs").count() == 1
+    assert page.get_by_text("sweep ", exact=False).filter(has_text="gen=").count() == 0
+    # ... ranked by val/dice, best first, with the objective's column on screen.
+    page.get_by_role("columnheader").filter(has_text="val/dice").first.wait_for()
+    top = page.get_by_text(best.info.run_name, exact=True).first.bounding_box()["y"]
+    low = page.get_by_text(worst.info.run_name, exact=True).first.bounding_box()["y"]
+    assert top < low, "the best run is listed first"
+    shoot(page, "04-sweep-link.png")
