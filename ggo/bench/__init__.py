@@ -226,11 +226,13 @@ def _skipped(opts: BenchOptions) -> list[str]:
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the selected sections; return the result (see ``ggo.bench.report`` for its files)."""
-    from ggo.backend import require_backend
     from ggo.bench import report
     from ggo.bench.machine import load_average, machine_info
+    from ggo.training import for_backend
 
-    require_backend(opts.backend, by=f"run_bench(backend={opts.backend!r})")
+    # The backend switch, once: it checks Keras runs opts.backend (and, off TensorFlow, keeps
+    # Keras from importing it). ggo.bench.throughput still imports the GAN and pipeline by name.
+    for_backend(opts.backend, by=f"run_bench(backend={opts.backend!r})")
     started = time.perf_counter()
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

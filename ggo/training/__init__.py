@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import random
 import sys
 import warnings
 from typing import Any, Callable
@@ -48,7 +47,7 @@ _COMMON = {
 # ggo/bench/throughput.py still import them; remove once both call for_backend.
 _FOLLOWS_BACKEND = ("GAN", "make_dataset")
 
-__all__ = sorted([*_COMMON, "Trainer", "for_backend", "set_random_seed"])
+__all__ = sorted([*_COMMON, "Trainer", "for_backend", "keep_keras_off_tensorflow", "set_random_seed"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +67,12 @@ def for_backend(name: str, *, by: str | None = None) -> Trainer:
     Call it once per process, after :func:`ggo.backend.select_backend`. Raises ``ValueError``
     for a backend ggo does not train on and ``RuntimeError`` when this process's Keras runs
     another one (:func:`ggo.backend.require_backend`; ``by`` names the caller's setting in that
-    message). The JAX pieces never import TensorFlow.
+    message). Off TensorFlow it also keeps Keras from importing TensorFlow
+    (:func:`keep_keras_off_tensorflow`); the JAX pieces never import it themselves.
     """
     require_backend(name, by=by)
+    if name != "tensorflow":
+        keep_keras_off_tensorflow()
     gan_module, gan_class, pipeline_module = _MODULES[name]
     gan = importlib.import_module(gan_module)
     pipeline = importlib.import_module(pipeline_module)
@@ -78,31 +80,37 @@ def for_backend(name: str, *, by: str | None = None) -> Trainer:
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed what ``keras.utils.set_random_seed`` seeds (Python's ``random``, numpy, Keras'
-    global seed), and TensorFlow's only where TensorFlow is the backend or already loaded.
+    """``keras.utils.set_random_seed``: Python's ``random``, numpy, Keras' global seed, and
+    TensorFlow's where Keras runs on TensorFlow (or TensorFlow is already loaded).
 
-    Keras' own function seeds TensorFlow whenever it is installed, importing it: seconds of
-    start-up, and the JAX path promises no TensorFlow.
+    Off TensorFlow, Keras is first told that TensorFlow is absent
+    (:func:`keep_keras_off_tensorflow`): its own function would otherwise import TensorFlow to
+    seed it.
     """
     import keras
 
-    if keras.backend.backend() == "tensorflow" or sys.modules.get("tensorflow") is not None:
-        keras.utils.set_random_seed(seed)
+    if keras.backend.backend() != "tensorflow":
+        keep_keras_off_tensorflow()
+    keras.utils.set_random_seed(seed)
+
+
+def keep_keras_off_tensorflow() -> None:
+    """Make Keras treat TensorFlow as absent in this process, unless TensorFlow is loaded already.
+
+    Keras probes TensorFlow through one lazy handle whose first ``available`` check imports it
+    (seconds of start-up; the JAX path promises no TensorFlow): ``keras.utils.set_random_seed``
+    seeds it, ``Model.save`` looks for ``tf.TensorShape`` while serialising, the data adapters
+    look for tf.data. Off TensorFlow ggo needs none of them, so :func:`for_backend` tells the
+    handle "absent" before any of them asks. (A private Keras attribute: the TensorFlow import
+    watch of tests/training/test_jax_backend.py fails if a Keras release moves it.)
+    """
+    if sys.modules.get("tensorflow") is not None:
         return
-    if not isinstance(seed, int):
-        raise ValueError(f"set_random_seed: seed must be an int, got {seed!r} ({type(seed).__name__})")
-    # The state keras.utils.set_random_seed sets, by the names it uses (an import error here
-    # means Keras renamed them: compare with keras/src/utils/rng_utils.py).
-    from keras.src.backend.common import global_state
-    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
-    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    from keras.src.utils import module_utils
 
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)  # re-made from the seed
-    random.seed(seed)
-    import numpy as np
-
-    np.random.seed(seed)
+    handle = module_utils.tensorflow
+    if handle.module is None:
+        handle._available = False
 
 
 def __getattr__(name: str):
