@@ -33,6 +33,7 @@ from ggo.data.records import (
     GENERALBLOCKCHAIN,
     LUNG_SIDES,
     LoadReport,
+    Record,
     annotated_names,
     check_root,
     dataset_layout,
@@ -236,34 +237,39 @@ def _record_count(root: Path, layout: str) -> int:
     return len(annotated_names(root))
 
 
+def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: LoadReport) -> None:
+    """One record brought to the cache's grid and audited: its arrays and its manifest row."""
+    res, fit = pre["resolution"], pre["fit"]
+    clip = pre["clahe_clip"] if pre["clahe"] else 2.0
+    image = preprocess(record.image, res, fit=fit, clahe=pre["clahe"], clahe_clip=clip)
+    mask = preprocess_mask(record.mask, res, fit=fit)
+    has_lungs = record.lungs is not None
+    lung = preprocess_mask(record.lungs, res, fit=fit) if has_lungs else np.zeros((res, res), np.float32)
+    pixels = int(record.mask.sum())
+    inside = float((record.mask & record.lungs).sum()) / pixels if has_lungs and pixels else float("nan")
+    codes, reasons = flags(record, mask, report, res)
+    built.rows.append({
+        "name": record.name, "patient_id": record.patient_id, "height": record.shape[0],
+        "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
+        "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
+    })  # fmt: skip
+    if reasons:
+        built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
+    built.images.append(image)
+    built.masks.append(mask.astype(np.uint8))
+    built.lungs.append(lung.astype(np.uint8))
+
+
 def _preprocess_records(root: Path, layout: str, pre: Mapping[str, Any], report: LoadReport, progress: bool) -> _Built:
     """Read every record, bring it to the cache's grid and audit it; a manifest row per record."""
     from tqdm.auto import tqdm
 
-    res, fit = pre["resolution"], pre["fit"]
-    clip = pre["clahe_clip"] if pre["clahe"] else 2.0
     built = _Built()
-    records = iter_records(root, report, layout)
-    bar = tqdm(records, total=_record_count(root, layout), desc=f"ggo cache {res}px", unit="img", disable=not progress)
-    for record in bar:  # a folder dataset raises here, after its last record, if any file is unusable
-        image = preprocess(record.image, res, fit=fit, clahe=pre["clahe"], clahe_clip=clip)
-        mask = preprocess_mask(record.mask, res, fit=fit)
-        has_lungs = record.lungs is not None
-        lung = preprocess_mask(record.lungs, res, fit=fit) if has_lungs else np.zeros((res, res), np.float32)
-        pixels = int(record.mask.sum())
-        inside = float((record.mask & record.lungs).sum()) / pixels if has_lungs and pixels else float("nan")
-        codes, reasons = flags(record, mask, report, res)
-        built.rows.append({
-            "name": record.name, "patient_id": record.patient_id, "height": record.shape[0],
-            "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
-            "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
-        })  # fmt: skip
-        if reasons:
-            built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
-        built.images.append(image)
-        built.masks.append(mask.astype(np.uint8))
-        built.lungs.append(lung.astype(np.uint8))
-    bar.close()
+    total = _record_count(root, layout)
+    desc = f"ggo cache {pre['resolution']}px"
+    with tqdm(iter_records(root, report, layout), total=total, desc=desc, unit="img", disable=not progress) as bar:
+        for record in bar:  # a folder dataset raises here, after its last record, if any file is unusable
+            _add_record(built, record, pre, report)
     if not built.rows:
         raise ValueError(
             f"no usable GGO-annotated image under {root} ({report.n_skipped} files skipped): "

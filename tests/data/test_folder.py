@@ -207,3 +207,8 @@ def test_data_folder_config_needs_a_root_and_composes_with_one(folder: Path, tmp
     assert len(cache) == 5 and cache.summary["root"] == str(folder.resolve())
     with pytest.raises(ValueError, match="data.root is not set"):
         prepare_from_config({**cfg["data"], "root": None}, cfg["preprocess"], progress=False)
+
+
+def test_a_folder_read_as_generalblockchain_points_at_data_folder(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="holds images/ without structure.csv: .*use data=folder"):
+        prepare_cache(folder, cache_dir=tmp_path / "cache", layout="generalblockchain", **SMALL)
