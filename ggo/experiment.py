@@ -86,6 +86,7 @@ class RunData:
     val: Any
     test: Any
     resolution: int
+    trainer: Any  # the backend's GAN class and input pipeline (ggo.training.for_backend)
 
 
 @dataclass
@@ -122,22 +123,17 @@ def run_experiment(config: Mapping[str, Any], tracker: Tracker, *, workdir: Path
 def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
     """Check the Keras backend, set precision and seed, and load the fold's splits from the cache."""
     from ggo.data import prepare_from_config
-    from ggo.training import set_precision, set_random_seed  # keras.utils' would import TensorFlow under JAX
+    from ggo.training import for_backend, set_precision, set_random_seed
 
     t = config["train"]
-    backend, wanted = keras.backend.backend(), t.get("backend", "tensorflow")
-    if backend != wanted:
-        raise RuntimeError(
-            f"train.backend={wanted}, but Keras runs on {backend!r} in this process: set "
-            f"KERAS_BACKEND={wanted} before anything imports keras (python -m ggo.train does so)"
-        )
-    tracker.set_tags({"ggo.backend": backend})
+    trainer = for_backend(t.get("backend", "tensorflow"))  # raises unless Keras runs that backend
+    tracker.set_tags({"ggo.backend": trainer.backend})
     policy = set_precision(t["precision"])
     set_random_seed(int(t["seed"]))
     res = int(config["preprocess"]["resolution"])
     cache = prepare_from_config(config["data"], config["preprocess"], progress=True)
     splits = cache.split(int(config["data"]["fold"]))
-    data = RunData(splits["train"], splits["val"], splits["test"], res)
+    data = RunData(splits["train"], splits["val"], splits["test"], res, trainer)
     tracker.set_tags({"ggo.precision": policy, "ggo.cache": str(cache.path)})
     tracker.log_params({"data.n_train": len(data.train), "data.n_val": len(data.val), "data.n_test": len(data.test)})
     print(f"[ggo] data: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images at {res} px; "
@@ -148,7 +144,7 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
 def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any:
     """The generator and discriminator of the config, wrapped in the backend's GAN and compiled."""
     from ggo.models import build_models, receptive_field
-    from ggo.training import GAN, make_schedule  # the JAX or the TensorFlow GAN, per Keras' backend
+    from ggo.training import make_schedule
 
     t, loss = config["train"], config["loss"]
     generator, discriminator = build_models(config["gen"], config["disc"], data.resolution)
@@ -161,7 +157,7 @@ def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any
         schedule = make_schedule(lr, t["lr_schedule"], total_steps=epochs * steps, warmup_steps=int(t["warmup_epochs"]) * steps)
         return keras.optimizers.Adam(learning_rate=schedule, beta_1=float(t["beta_1"]))
 
-    gan = GAN(generator, discriminator)
+    gan = data.trainer.GAN(generator, discriminator)
     gan.compile(
         g_optimizer=optimizer(t["g_lr"]),
         d_optimizer=optimizer(t["d_lr"]) if discriminator is not None else None,
@@ -184,11 +180,12 @@ def _steps_per_epoch(config: Mapping[str, Any], data: RunData) -> int:
 
 def fit_gan(config: Mapping[str, Any], tracker: Tracker, gan: Any, data: RunData, workdir: Path) -> Fitted:
     """Fit (from a parent trial's checkpoint when resuming), restore the best epoch, save it."""
-    from ggo.training import AugmentConfig, RaiseOnNonFinite, make_dataset
+    from ggo.training import AugmentConfig, RaiseOnNonFinite
 
     t = config["train"]
     lung_head = bool(config["gen"].get("lung_head", False))
     batch, epochs = int(t["batch_size"]), int(t["epochs"])
+    make_dataset = data.trainer.make_dataset
     train_ds = make_dataset(
         data.train.images, data.train.targets(lung_head), batch_size=batch, shuffle=True,
         augment=AugmentConfig(**t["augment"]), seed=int(t["seed"]),

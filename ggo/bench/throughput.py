@@ -138,7 +138,9 @@ def _compiled_gan(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: dict, 
     """ggo's GAN of the backend, built and compiled as a run with these sections is."""
     import keras
 
-    from ggo.training import GAN
+    from ggo.training import for_backend
+
+    GAN = for_backend(keras.backend.backend(), by="the bench").GAN  # noqa: N806 - a class
 
     def adam(lr: str) -> Any:
         return keras.optimizers.Adam(float(optimizer[lr]), beta_1=float(optimizer["beta_1"]))
@@ -314,8 +316,11 @@ def measure_input_pipeline(
     """Images/s that ``make_dataset(shuffle=True, augment=AugmentConfig())`` delivers from
     cache-sized in-memory arrays, iterated without training (median of ``epochs`` passes after a
     warm-up pass)."""
-    from ggo.training import AugmentConfig, make_dataset
+    import keras
 
+    from ggo.training import AugmentConfig, for_backend
+
+    make_dataset = for_backend(keras.backend.backend(), by="the bench").make_dataset
     rng = np.random.default_rng(1)
     images = rng.uniform(-1.0, 1.0, (n_images, resolution, resolution, 1)).astype(np.float32)
     masks = (rng.random((n_images, resolution, resolution, 1)) > 0.9).astype(np.float32)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
-import warnings
 from typing import Any, Callable
 
 from ggo.backend import require_backend
@@ -43,9 +42,6 @@ _COMMON = {
     "SCHEDULES": "ggo.training.schedules",
     "make_schedule": "ggo.training.schedules",
 }
-# TRANSITIONAL: names that followed the loaded backend. ggo/experiment.py and
-# ggo/bench/throughput.py still import them; remove once both call for_backend.
-_FOLLOWS_BACKEND = ("GAN", "make_dataset")
 
 __all__ = sorted([*_COMMON, "Trainer", "for_backend", "keep_keras_off_tensorflow", "set_random_seed"])
 
@@ -116,16 +112,6 @@ def keep_keras_off_tensorflow() -> None:
 def __getattr__(name: str):
     if name in _COMMON:
         return getattr(importlib.import_module(_COMMON[name]), name)
-    if name in _FOLLOWS_BACKEND:
-        import keras
-
-        warnings.warn(
-            f"ggo.training.{name} follows the loaded Keras backend; use "
-            f"ggo.training.for_backend(name).{name}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(for_backend(keras.backend.backend()), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -48,12 +48,9 @@ def test_jax_gan_refuses_a_tensorflow_process_with_the_same_check():
         JaxGAN(build_generator("unet", 32, depth=3, base_filters=4))
 
 
-def test_names_that_followed_the_backend_are_transitional_and_say_so():
-    with pytest.warns(DeprecationWarning, match="for_backend"):
-        assert ggo.training.GAN is for_backend("tensorflow").GAN
-    with pytest.warns(DeprecationWarning, match="for_backend"):
-        assert ggo.training.make_dataset is for_backend("tensorflow").make_dataset
-    for gone in ("make_gan", "augment_batch"):
+def test_no_name_in_ggo_training_follows_the_backend():
+    # the backend's pieces come only from for_backend: nothing that silently changes meaning
+    for gone in ("GAN", "make_dataset", "make_gan", "augment_batch"):
         with pytest.raises(AttributeError):
             getattr(ggo.training, gone)
 
