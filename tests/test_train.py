@@ -121,12 +121,13 @@ def test_parallel_joblib_jobs_lose_no_run_or_metric_on_a_fresh_sqlite_store(tmp_
         assert [m.step for m in sorted(client.get_metric_history(child.info.run_id, "val/dice"), key=lambda m: m.step)] == [1, 2, 3]
 
 
-def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> None:
-    args = [*tiny_overrides(tmp_path, tracking_uri), "train.epochs=500"]
-    env = {**os.environ}
+def signal_at_epoch_2(args: list[str], cwd: Path, sig: int) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m ggo.train *args``, send ``sig`` once epoch 2 is printed; the ended process
+    and what it printed after the signal."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ggo.train", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        [sys.executable, "-m", "ggo.train", *args], cwd=cwd, env={**os.environ}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     try:
         assert proc.stdout is not None
         deadline = time.time() + 240
@@ -134,11 +135,15 @@ def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> 
             if line.startswith("epoch   2/"):
                 break
             assert time.time() < deadline, "training did not start"
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+        proc.send_signal(sig)
+        return proc, proc.communicate(timeout=180)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> None:
+    proc, _ = signal_at_epoch_2([*tiny_overrides(tmp_path, tracking_uri), "train.epochs=500"], tmp_path, signal.SIGINT)
     assert proc.returncode != 0
     client = mlflow.MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
@@ -174,22 +179,7 @@ def test_sigterm_ends_a_sweep_like_ctrl_c_with_its_summary_and_status_143(tmp_pa
     """What Slurm, Kubernetes and docker stop send: the job KILLED with the reason, the parent KILLED
     with its summary, exit status 128 + 15."""
     args = ["-m", "gen=unet,attention_unet", *tiny_overrides(tmp_path, tracking_uri), "train.epochs=500"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ggo.train", *args], cwd=tmp_path, env={**os.environ}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        deadline = time.time() + 240
-        for line in proc.stdout:
-            if line.startswith("epoch   2/"):
-                break
-            assert time.time() < deadline, "training did not start"
-        proc.send_signal(signal.SIGTERM)
-        rest = proc.communicate(timeout=180)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, rest = signal_at_epoch_2(args, tmp_path, signal.SIGTERM)
     assert proc.returncode == 128 + signal.SIGTERM, rest[-2000:]
     client = mlflow.MlflowClient(tracking_uri)
     parents, children = runs_by_role(tracking_uri)
