@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ggo.config import ConfigError, compose, to_dict, validate
+from ggo.config import compose, to_dict, validate
 from ggo.data import (
     FolderDataError,
     LoadReport,
@@ -197,8 +197,9 @@ def test_an_edited_mask_rebuilds_the_cache_even_with_its_old_modification_time(f
 
 
 def test_data_folder_config_needs_a_root_and_composes_with_one(folder: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data\.root=None: data=folder needs data\.root=DIR"):
-        validate(to_dict(compose(["data=folder"])))
+    validate(to_dict(compose(["data=folder"])))  # composes; the missing root fails before any data is read:
+    with pytest.raises(ValueError, match=r"data\.root is not set: data=folder needs data\.root=DIR"):
+        prepare_from_config(to_dict(compose(["data=folder"]))["data"], {"resolution": 32}, progress=False)
     cfg = to_dict(compose(["data=folder", f"data.root={folder}", "data.folds=2", "data.test_fraction=0.25",
                            "preprocess.resolution=32", f"data.cache_dir={tmp_path / 'cache'}"]))  # fmt: skip
     validate(cfg)
