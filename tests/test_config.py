@@ -21,7 +21,7 @@ def test_every_group_has_the_options_the_design_lists() -> None:
     assert options("disc") == ["none", "patchgan", "patchgan_large", "patchgan_small"]
     assert options("loss") == ["bce_l1", "bce_l1_dice", "dice"]
     assert options("preprocess") == ["res128", "res256", "res512"]
-    assert options("data") == ["generalblockchain", "synthetic"]
+    assert options("data") == ["folder", "generalblockchain", "synthetic"]
     assert options("train") == ["default", "gpu", "quick"]
     assert options("tracking") == ["mlflow", "none"]
 
