@@ -25,31 +25,15 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ggo import compare, tracking
+from ggo.candidates import Candidate, PromotionError, better, describe_skipped, find_candidates, finite
 
 METRIC_PREFIXES = ("val/", "test/")
-
-
-class PromotionError(RuntimeError):
-    """Nothing can be promoted: no experiment, sweep or eligible run. The message says why."""
-
-
-@dataclass
-class Candidate:
-    """A FINISHED run with a logged model and a finite value of the metric."""
-
-    run_id: str
-    run_name: str
-    value: float
-    metrics: dict[str, float]
-    tags: dict[str, str]
-    model_id: str
 
 
 @dataclass
@@ -89,109 +73,17 @@ class PromotionResult:
         return f"models:/{self.name}@{tracking.CHAMPION}"
 
 
-def better(a: float, b: float, mode: str) -> bool:
-    """Whether score ``a`` is strictly better than ``b`` under ``mode`` (``max`` or ``min``)."""
-    return a > b if mode == "max" else a < b
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _scope(uri: str, experiment: str, parent_run_id: str | None) -> tuple[list[str], str | None, str]:
-    """(experiment ids, the sweep's parent run id or None, a description) of the runs to consider."""
-    exp = tracking.find_experiment(uri, experiment)
-    if not parent_run_id:
-        if exp is None:
-            raise PromotionError(
-                f"no experiment {experiment!r} in the MLflow store at {uri}: train first "
-                f"(python -m ggo.train), or pass --experiment <name> or --tracking-uri <store>"
-            )
-        return [exp.experiment_id], None, f"experiment {experiment!r}"
-    try:
-        parent = tracking.get_run(uri, parent_run_id)
-    except LookupError:
-        # Not a run id: maybe the sweep id that every run of a sweep carries as a tag.
-        where = f"tags.`{tracking.SWEEP_TAG}` = '{parent_run_id}'"
-        runs = tracking.search_runs(uri, [exp.experiment_id], where) if exp else []
-        parents = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "parent"]
-        if not parents:
-            raise PromotionError(
-                f"--sweep {parent_run_id!r} is neither a run id in the MLflow store at {uri} nor a sweep id "
-                f"in its experiment {experiment!r}: "
-                f"pass the parent run id that 'python -m ggo.train -m' printed ('parent MLflow run ...')"
-            ) from None
-        parent = parents[0]
-    pid = parent.info.run_id
-    return [parent.info.experiment_id], pid, f"sweep {pid} ({parent.info.run_name!r})"
-
-
-def find_candidates(
-    uri: str, *, metric: str, mode: str, experiment: str, parent_run_id: str | None
-) -> tuple[list[Candidate], dict[str, int], str]:
-    """Eligible runs sorted best first, counts of the runs left out by reason, and the scope's description."""
-    exp_ids, pid, scope = _scope(uri, experiment, parent_run_id)
-    if pid:
-        # The parent itself counts too: a cross-validation parent carries the fold-ensemble model.
-        runs = [*tracking.search_runs(uri, exp_ids, f"tags.mlflow.parentRunId = '{pid}'"), tracking.get_run(uri, pid)]
-    else:
-        runs = tracking.search_runs(uri, exp_ids)
-    with_model = tracking.runs_with_model(uri, exp_ids)
-    # A fold's model is one part of its cross-validation ensemble: the ensemble (the parent, val/*
-    # = the fold means) competes for it. A single fold's val/dice is one fold's luck, not comparable.
-    ensembles = {
-        r.info.run_id for r in runs
-        if r.data.tags.get("fold") == "ensemble" and r.info.status == "FINISHED" and r.info.run_id in with_model
-    }  # fmt: skip
-    skipped: dict[str, int] = {}
-    found: list[Candidate] = []
-    for run in runs:
-        status = run.info.status
-        value = run.data.metrics.get(metric)
-        if run.data.tags.get("mlflow.parentRunId") in ensembles:
-            reason = "folds of a promoted-as-a-whole ensemble"
-        elif status != "FINISHED":
-            reason = status
-        elif run.info.run_id not in with_model:
-            reason = "no model"
-        elif not _finite(value):
-            reason = f"no {metric}"
-        else:
-            found.append(
-                Candidate(
-                    run_id=run.info.run_id,
-                    run_name=run.info.run_name or run.info.run_id,
-                    value=float(value),
-                    metrics=dict(run.data.metrics),
-                    tags=dict(run.data.tags),
-                    model_id=with_model[run.info.run_id].model_id,
-                )
-            )
-            continue
-        skipped[reason] = skipped.get(reason, 0) + 1
-    # Best first; among equals the newest run (search order) stays first.
-    found.sort(key=lambda c: -c.value if mode == "max" else c.value)
-    return found, skipped, scope
-
-
-def _describe_skipped(skipped: dict[str, int]) -> str:
-    return ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "none"
-
-
 def _champion_value(uri: str, version: Any, metric: str) -> float | None:
     """The champion's score: its run's metric, else the tag promote wrote on the version."""
     if version.run_id:
         try:
             value = tracking.get_run(uri, version.run_id).data.metrics.get(metric)
-            if _finite(value):
+            if finite(value):
                 return float(value)
         except LookupError:
             pass
     value = (version.tags or {}).get(metric)
-    return float(value) if _finite(value) else None
+    return float(value) if finite(value) else None
 
 
 def version_tags(best: Candidate, *, metric: str, mode: str, forced: bool, previous: str | None) -> dict[str, str]:
@@ -255,7 +147,7 @@ def promote(
     if not candidates:
         raise PromotionError(
             f"no run in {scope} at {uri} qualifies for promotion: it needs status FINISHED, a logged "
-            f"'{tracking.MODEL_NAME}' model and a {metric} metric (runs left out: {_describe_skipped(skipped)}). "
+            f"'{tracking.MODEL_NAME}' model and a {metric} metric (runs left out: {describe_skipped(skipped)}). "
             f"Train one (python -m ggo.train), or choose another --metric, --experiment or --sweep"
         )
     best = candidates[0]
@@ -264,25 +156,8 @@ def promote(
         value=best.value, candidates=len(candidates), skipped=skipped, forced=force,
     )
 
-    current = tracking.model_version_by_alias(uri, name)
-    if current is not None:
-        result.previous_version = str(current.version)
-        result.previous_run_id = current.run_id
-        result.previous_value = _champion_value(uri, current, metric)
-        if current.run_id != best.run_id:
-            result.paired, result.versus_previous = compare.versus(uri, current.run_id, best.run_id)
-        if current.run_id == best.run_id:
-            result.action, result.version = "unchanged", str(current.version)
-            result.reason = "the best run is already the champion"
-            return result
-        if not force and result.previous_value is not None:
-            if better(result.previous_value, best.value, mode):
-                result.action = "refused"
-                return result
-            if result.previous_value == best.value:
-                result.action, result.version = "unchanged", str(current.version)
-                result.reason = "the best run ties with the champion, which is kept (--force replaces it)"
-                return result
+    if _keeps_champion(uri, result, force=force):
+        return result
 
     # Re-use a version already registered from this run (e.g. a champion that was replaced before).
     sources = {f"models:/{best.model_id}", f"runs:/{best.run_id}/{tracking.MODEL_NAME}"}
@@ -297,6 +172,31 @@ def promote(
     )
     tracking.set_alias(uri, name, result.version)
     return result
+
+
+def _keeps_champion(uri: str, result: PromotionResult, *, force: bool) -> bool:
+    """Compare ``result``'s run with the current champion (recorded on ``result``, with the paired
+    difference of their per-image scores); True when the champion stays (unchanged or refused)."""
+    current = tracking.model_version_by_alias(uri, result.name)
+    if current is None:
+        return False
+    result.previous_version, result.previous_run_id = str(current.version), current.run_id
+    result.previous_value = _champion_value(uri, current, result.metric)
+    if current.run_id == result.run_id:
+        result.action, result.version = "unchanged", str(current.version)
+        result.reason = "the best run is already the champion"
+        return True
+    result.paired, result.versus_previous = compare.versus(uri, current.run_id, result.run_id)
+    if force or result.previous_value is None:
+        return False
+    if better(result.previous_value, result.value, result.mode):
+        result.action = "refused"
+        return True
+    if result.previous_value == result.value:
+        result.action, result.version = "unchanged", str(current.version)
+        result.reason = "the best run ties with the champion, which is kept (--force replaces it)"
+        return True
+    return False
 
 
 def _paired_tags(result: PromotionResult) -> dict[str, str]:
@@ -323,7 +223,7 @@ def report(result: PromotionResult) -> str:
     lines = [
         f"best of {result.candidates} eligible run(s) by {m} ({result.mode}): {_short(result.run_name)!r} "
         f"(run {result.run_id}) {m} {result.value:.5g}"
-        + (f"; left out: {_describe_skipped(result.skipped)}" if result.skipped else "")
+        + (f"; left out: {describe_skipped(result.skipped)}" if result.skipped else "")
     ]
     if result.versus_previous:
         lines.append(f"against the champion {prev}: {result.versus_previous}")
