@@ -117,7 +117,8 @@ def ranking_uncertainty(tables: Mapping[str, pd.DataFrame | None], order: Sequen
                 record.update(delta_vs_top=r.delta_dice, delta_ci_low=r.ci_low, delta_ci_high=r.ci_high)
                 record["vs_top"] = "worse" if r.ci_high < 0 else ("better" if r.ci_low > 0 else "noise")
         out.append(record)
-    return pd.DataFrame(out).set_index("key")
+    frame = pd.DataFrame(out) if out else pd.DataFrame(columns=["key", "vs_top"])  # no finished run yet
+    return frame.set_index("key")
 
 
 __all__ = ["ARTIFACT", "COLUMNS", "log_per_image", "per_image_table", "ranking_uncertainty", "read_table", "uncertainty_columns"]

@@ -99,3 +99,8 @@ def test_ranking_uncertainty_marks_rows_inside_the_noise():
     assert list(ranked["vs_top"]) == ["top", "noise", "worse", "n/a"]
     assert ranked.loc["low", "delta_ci_high"] < 0 < ranked.loc["close", "delta_ci_high"]
     assert ranked.loc["top", "ci_low"] < (base + 0.2).mean() < ranked.loc["top", "ci_high"]
+    # a sweep stopped before any run finished ranks nothing, and says so per row
+    from ggo.scores import uncertainty_columns
+
+    empty = ranking_uncertainty({"a": None}, [], "val")
+    assert uncertainty_columns(["a"], empty) == {"dice 95% CI": [""], "vs top (paired 95% CI)": ["n/a"]}

@@ -188,4 +188,4 @@ def test_sigterm_ends_a_sweep_like_ctrl_c_with_its_summary_and_status_143(tmp_pa
     assert len(client.get_metric_history(children[0].info.run_id, "val/dice")) >= 2, "what was recorded is kept"
     parent = client.get_run(parents[0].info.run_id)
     assert parent.info.status == "KILLED"
-    assert "summary.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "summary.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}, rest[-3000:]
