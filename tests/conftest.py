@@ -11,6 +11,20 @@ import ggo  # noqa: F401  first: loads torchvision before any test module loads 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The test servers (`mlflow server` for the UI and scale-out tests) need no GenAI job runner: it
+# starts a process pool of its own and costs CPU the tests share.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+#: Fixtures of one shared store (tests/sweep_fixture.py): every test using them runs on one
+#: pytest-xdist worker, so the session trains the tiny sweep once however many workers run.
+SHARED_STORE_FIXTURES = {"tiny_sweep", "champion"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup``, keep the tests of the shared tiny sweep on one worker."""
+    for item in items:
+        if SHARED_STORE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("tiny_sweep"))
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
