@@ -2,6 +2,11 @@
 
     python scripts/ablation_table.py [--experiment ablation [--experiment ggo ...]] [--tracking-uri URI] [--resummarize]
 
+The column "vs pix2pix recipe" is each row's paired difference to the pix2pix recipe row (the
+newest one in the store), from ``ggo.compare``: mean dice difference on the films both scored
+(out of fold where both have per-image scores, else test) with its 95% bootstrap interval over
+patients; "noise" when the interval contains 0. Rows logged before per-image scores show "-".
+
 ``--resummarize`` first re-scores, with the current ggo, the fold ensembles of parents logged
 before the ensemble's threshold was chosen on the validation folds (no ``ggo.threshold`` tag):
 their ``test/*`` metrics, postprocess choice and ensemble model are logged again, so every row
@@ -32,6 +37,33 @@ def resummarize(uri: str, run) -> None:
     tracking.set_status(uri, run.info.run_id, run.info.status, end_time=run.info.end_time)
 
 
+BASELINE = "pix2pix recipe"
+SKIPPED = ("+sweeps", "preprocess=res128", "train.epochs=", "train.patience=", "tracking.")
+
+
+def variant_of(overrides: str) -> str:
+    """The row's name: the preset and the overrides that change the recipe."""
+    words = overrides.split()
+    rest = " ".join(o for o in words if not o.startswith(SKIPPED))
+    preset = next((o.split("=", 1)[1] for o in words if o.startswith("+sweeps=") and o != "+sweeps=cv"), None)
+    return f"{preset} preset {rest}".strip() if preset else (rest or BASELINE)
+
+
+def versus_baseline(uri: str, baseline, run) -> str:
+    """``+0.031 [+0.010, +0.052]`` (and ``noise`` when the interval holds 0), or ``-``."""
+    from ggo.compare import versus
+
+    if baseline is None:
+        return "-"
+    if run.info.run_id == baseline.info.run_id:
+        return "baseline"
+    result, _ = versus(uri, baseline.info.run_id, run.info.run_id)
+    if result is None:
+        return "-"
+    verdict = "" if result.distinguishable else " noise"
+    return f"{result.delta_dice:+.3f} [{result.ci_low:+.3f}, {result.ci_high:+.3f}] {result.split}{verdict}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", action="append", help="experiment(s) to read (default: ablation)")
@@ -50,21 +82,20 @@ def main() -> None:
         for run in tracking.search_runs(uri, ids, query):
             if "ggo.threshold" not in run.data.tags:
                 resummarize(uri, run)
-    runs = tracking.search_runs(uri, ids, query)
-    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = [r for r in tracking.search_runs(uri, ids, query) if r.info.status == "FINISHED"]
+    baseline = next((r for r in runs if variant_of(r.data.tags.get("ggo.overrides", "")) == BASELINE), None)  # newest first
+    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | vs pix2pix recipe: dice difference, 95% CI | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(runs, key=lambda r: -r.data.metrics.get("val/dice", 0)):
         m, t = run.data.metrics, run.data.tags
         overrides = t.get("ggo.overrides", "")
-        rest = " ".join(o for o in overrides.split() if not o.startswith(("+sweeps", "preprocess=res128", "train.", "tracking.")))
-        preset = next((o.split("=", 1)[1] for o in overrides.split() if o.startswith("+sweeps=") and o != "+sweeps=cv"), None)
-        variant = f"{preset} preset {rest}".strip() if preset else (rest or "pix2pix recipe")
+        variant = variant_of(overrides)
         kids = children_of(uri, run)
         minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(
             f"| {variant} | {t.get('gen', '')} | {t.get('disc', '')} | {loss} | {t.get('resolution', '')} "
-            f"| {m['val/dice']:.3f} +- {m.get('val/dice_std', float('nan')):.3f} | {m['test/dice']:.3f} "
+            f"| {m['val/dice']:.3f} +- {m.get('val/dice_std', float('nan')):.3f} | {versus_baseline(uri, baseline, run)} | {m['test/dice']:.3f} "
             f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {t.get('ggo.threshold', '0.5')} / {t.get('ggo.min_component_px', '')} "
             f"| {minutes:.0f} min | `python -m ggo.train -m {overrides}` |"
         )
