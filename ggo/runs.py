@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tracking.check_store_exists(uri)
         stale = find_stale(uri, stale_after_minutes=args.stale_after, experiments=args.experiment)
-    except (FileNotFoundError, LookupError) as exc:
+    except (FileNotFoundError, LookupError, tracking.TrackingServerUnavailable) as exc:
         print(f"[ggo] runs: {exc}", file=sys.stderr)
         return 2
     verb = "would mark" if args.dry_run else "marked"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ggo import tracking
+from ggo.tracking.liveness import process_tags
 
 #: Failed or killed jobs of the last sweep driven by this process (read by ``ggo.train.main``).
 LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None}
@@ -56,6 +58,7 @@ class MlflowSweepCallback(Callback):
                 "ggo.objective": config.objective,
                 "ggo.sweep_dir": str(config.hydra.sweep.dir),
                 **tracking.git_state(),
+                **process_tags(),  # so `python -m ggo.runs clean` can end it if this driver dies unannounced
             },
         )
         LAST_SWEEP.update(parent_run_id=self.parent_run_id, uri=self.uri, ended=False, objective=config.objective)
@@ -86,6 +89,10 @@ class MlflowSweepCallback(Callback):
             self.attach_search_results(config)
             failed = summarize(self.uri, self.parent_run_id, objective=config.objective)
             LAST_SWEEP.update(failed=failed, ended=True)
+        except tracking.TrackingServerUnavailable as exc:
+            LAST_SWEEP.update(failed=max(1, int(LAST_SWEEP.get("failed") or 0)), ended=True)  # exit non-zero
+            _unrecorded_note(self.parent_run_id, exc)
+            return
         finally:
             for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
@@ -120,15 +127,35 @@ class MlflowSweepCallback(Callback):
 def mark_interrupted() -> None:
     """An interrupted sweep's parent run ends KILLED, with its summary of the jobs that ended
     (its finished children stay as they are)."""
+    end_unended("KILLED")
+
+
+def end_unended(status: str) -> None:
+    """End the parent run of a sweep that stopped before Hydra's ``on_multirun_end`` (an interrupt:
+    KILLED; a job's error that Hydra raises after the batch: FAILED), with its summary of the jobs
+    that ended. A no-op when no sweep of this process is open."""
     if LAST_SWEEP.get("parent_run_id") and not LAST_SWEEP.get("ended"):
         uri, parent = LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"]
         LAST_SWEEP["ended"] = True
         try:
             summarize(uri, parent, objective=LAST_SWEEP.get("objective", "val/dice"))
+        except tracking.TrackingServerUnavailable as exc:
+            _unrecorded_note(parent, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - the status below matters more than the summary
-            print(f"[ggo] could not summarize the interrupted sweep: {type(exc).__name__}: {exc}", flush=True)
-        finally:
-            tracking.set_status(uri, parent, "KILLED")
+            print(f"[ggo] could not summarize the sweep: {type(exc).__name__}: {exc}", flush=True)
+        try:
+            tracking.set_status(uri, parent, status)
+        except tracking.TrackingServerUnavailable as exc:
+            _unrecorded_note(parent, exc)
+
+
+def _unrecorded_note(parent_run_id: str, exc: Exception) -> None:
+    print(
+        f"[ggo] the sweep's summary was not written: {exc}\n[ggo] its parent run {parent_run_id} stays "
+        f"RUNNING; what its jobs recorded is in the store",
+        file=sys.stderr, flush=True,
+    )  # fmt: skip
 
 
 def ui_page(uri: str, run_id: str | None = None, *, parent: bool = False, objective: str = "val/dice") -> str:

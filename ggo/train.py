@@ -64,7 +64,11 @@ def run_name(overrides: list[str], sweep_overrides: str | None) -> str:
 
 def main() -> None:
     """Console entry point: run Hydra, then exit 1 if any job of a sweep failed; a signal ends it
-    with status 128 + N (the run and a sweep's parent KILLED, the parent's summary written)."""
+    with status 128 + N (the run and a sweep's parent KILLED, the parent's summary written).
+
+    A job whose error escapes it (one that could not even open its run, e.g. with the tracking
+    server gone) fails in Hydra, which runs the rest of the batch and then raises it, or reports it
+    and exits 1, without ending the sweep: the sweep's parent then ends FAILED here."""
     interrupts.install()
     try:
         task()
@@ -73,6 +77,10 @@ def main() -> None:
         if isinstance(exc, interrupts.Terminated):
             print(f"[ggo] {exc}: stopped; the run (and sweep) marked KILLED", file=sys.stderr, flush=True)
             sys.exit(exc.exit_status)
+        raise
+    except (Exception, SystemExit) as exc:
+        if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            sweep.end_unended("FAILED")
         raise
     if sweep.LAST_SWEEP.get("failed"):
         sys.exit(1)

@@ -7,7 +7,6 @@ whichever launcher ran it and whichever store recorded it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shutil
@@ -17,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import mlflow
 import pytest
 
 from helpers import tiny_overrides
-from sweep_fixture import free_port, stop_process_group, subprocess_env, wait_for_http
+from live_server import MlflowServer, assert_children_complete, mlflow_server  # noqa: F401 - fixture
+from sweep_fixture import subprocess_env
 
 SWEEP_ENV_KEYS = ("GGO_PARENT_RUN_ID", "GGO_SWEEP_ID", "GGO_SWEEP_OVERRIDES", "MLFLOW_TRACKING_URI")
 
@@ -31,41 +30,6 @@ def run_sweep(args: list[str], cwd: Path, cache: Path, timeout: int = 600, **env
         [sys.executable, "-m", "ggo.train", "-m", *args],
         cwd=cwd, env=subprocess_env(GGO_CACHE=str(cache), **env), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-
-
-def read_artifact(client: mlflow.MlflowClient, run_id: str, path: str) -> str:
-    """Through the client's own store (a server proxies ``mlflow-artifacts:`` URIs)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return Path(client.download_artifacts(run_id, path, tmp)).read_text()
-
-
-def assert_children_complete(uri: str, n: int) -> None:
-    """One parent; ``n`` FINISHED children under it, each with every epoch of every metric it recorded."""
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("ggo")
-    found = client.search_runs([exp.experiment_id], max_results=100)
-    parents = [r for r in found if r.data.tags.get("ggo.role") == "parent"]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == n, (len(parents), len(children))
-    parent = parents[0]
-    assert len(found) == n + 1, "no orphan runs"
-    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
-    assert all(c.data.tags["ggo.sweep_id"] == parent.data.tags["ggo.sweep_id"] for c in children)
-    for child in children:
-        rid = child.info.run_id
-        assert child.info.status == "FINISHED", child.data.tags.get("ggo.error")
-        assert [m.step for m in sorted(client.get_metric_history(rid, "val/dice"), key=lambda m: m.step)] == [1, 2, 3]
-        # every per-epoch value the job kept (history.json) is in the store, at its epoch
-        history = json.loads(read_artifact(client, rid, "history.json"))
-        assert {"train/g_loss", "train/d_loss", "train/dice", "val/dice"} <= set(history)
-        for key, values in history.items():
-            stored = {m.step: m.value for m in client.get_metric_history(rid, key)}
-            kept = {step: v for step, v in enumerate(values, 1) if math.isfinite(v)}  # the tracker drops NaN/Inf
-            assert {step: stored.get(step) for step in kept} == pytest.approx(kept), key
-        assert {a.path for a in client.list_artifacts(rid)} >= {"config.yaml", "history.json", "dsc_curve.png", "predictions"}
-    summary = read_artifact(client, parent.info.run_id, "summary.csv")
-    assert summary.count("FINISHED") == n
-    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
 # --- the parent run id reaches jobs that do not inherit the driver's environment ----------------
@@ -175,32 +139,11 @@ def test_ray_launcher_jobs_are_children_of_one_parent_with_all_their_metrics(
 # --- a live tracking server ---------------------------------------------------------------------
 
 
-@pytest.fixture()
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``mlflow server`` on a free 127.0.0.1 port over a new SQLite store, proxying artifacts."""
-    store = tmp_path / "server"
-    store.mkdir()
-    port = free_port()
-    log = store / "server.log"
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{store / 'db.sqlite'}",
-             "--artifacts-destination", str(store / "artifacts"), "--serve-artifacts", "--workers", "2"],
-            env=subprocess_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", proc, timeout=120, log=log)
-        yield f"http://127.0.0.1:{port}", store
-    finally:
-        stop_process_group(proc, grace=3)
-
-
 @pytest.mark.slow
 def test_parallel_jobs_to_a_live_tracking_server_lose_no_run_or_metric(
-    tmp_path: Path, session_cache: Path, mlflow_server: tuple[str, Path]
+    tmp_path: Path, session_cache: Path, mlflow_server: MlflowServer
 ) -> None:
-    url, store = mlflow_server
+    url, store = mlflow_server.url, mlflow_server.root
     args = ["gen=unet,attention_unet", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny_overrides(tmp_path, url)]
     proc = run_sweep(args, tmp_path, session_cache)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

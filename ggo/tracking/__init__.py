@@ -4,9 +4,11 @@ One module per job: :mod:`~ggo.tracking.store` (which store, the one client fact
 :func:`client_for`, experiments, and :func:`fluent_scope`, the single workaround for the calls
 MLflow has no client for), :mod:`~ggo.tracking.git` (the checkout's state), :mod:`~ggo.tracking.runs`
 (the :class:`Tracker` a job logs through, a sweep's parent run), :mod:`~ggo.tracking.queries`
-(reading runs back), :mod:`~ggo.tracking.registry` (promotion) and :mod:`~ggo.tracking.models`
-(downloading and loading logged models). Nothing here sets MLflow's process-wide tracking URI
-for longer than one :func:`fluent_scope` block, so one process can use several stores.
+(reading runs back), :mod:`~ggo.tracking.registry` (promotion), :mod:`~ggo.tracking.models`
+(downloading and loading logged models) and :mod:`~ggo.tracking.server` (retry limits for a
+tracking server, and :class:`TrackingServerUnavailable` when they run out). Nothing here sets
+MLflow's process-wide tracking URI for longer than one :func:`fluent_scope` block, so one process
+can use several stores.
 
 The default store is ``sqlite:///<project root>/mlruns/mlflow.db`` with artifacts under
 ``<project root>/mlruns/artifacts``, whatever directory Hydra runs a job in. Several processes
@@ -55,6 +57,7 @@ from ggo.tracking.runs import (
     set_run_tags,
     set_status,
 )
+from ggo.tracking.server import TrackingServerUnavailable
 from ggo.tracking.store import (
     check_store_exists,
     client_for,
@@ -71,5 +74,5 @@ __all__ = [
     "download_model", "ensure_store", "experiment_id", "experiment_ids", "experiment_of", "find_experiment", "fluent_scope", "get_run",
     "git_state", "iter_metric_names", "load_pyfunc", "metric_history", "model_version_by_alias",
     "model_versions_of_run", "open_tracker", "record_failure", "register_model", "resolve_uri", "runs_with_model",
-    "search_runs", "set_alias", "set_model_version_tags", "set_run_tags", "set_status",
+    "search_runs", "set_alias", "set_model_version_tags", "set_run_tags", "set_status", "TrackingServerUnavailable",
 ]  # fmt: skip

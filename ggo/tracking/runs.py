@@ -3,11 +3,14 @@
 :class:`MlflowTracker` for ``tracking=mlflow``, the no-op :class:`Tracker` for ``tracking=none``.
 Metrics are named ``split/name`` (``train/g_loss``, ``val/dice``, ``test/recall``). Every call goes
 through a client bound to the run's store, so a tracker never becomes (or needs) MLflow's active
-run and never sets the process-wide tracking URI.
+run and never sets the process-wide tracking URI. Every call is synchronous, even with
+``MLFLOW_ENABLE_ASYNC_LOGGING`` set: a value the server did not take (after MLflow's retries, see
+:mod:`ggo.tracking.server`) fails the job instead of vanishing from a background queue.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +20,7 @@ import numpy as np
 from ggo.tracking.git import git_state
 from ggo.tracking.liveness import heartbeat_tag, process_tags
 from ggo.tracking.names import ERROR_TAG
+from ggo.tracking.server import TrackingServerUnavailable
 from ggo.tracking.store import client_for, ensure_store, experiment_id, fluent_scope
 
 
@@ -71,12 +75,12 @@ class MlflowTracker(Tracker):
 
         items = [Param(k, "None" if v is None else str(v)[:6000]) for k, v in params.items()]
         for start in range(0, len(items), 100):
-            self._client.log_batch(self.run_id, params=items[start : start + 100])
+            self._client.log_batch(self.run_id, params=items[start : start + 100], synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()], synchronous=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -86,10 +90,10 @@ class MlflowTracker(Tracker):
             Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and np.isfinite(float(v))
         ]
         if clean:
-            self._client.log_batch(self.run_id, metrics=clean)
+            self._client.log_batch(self.run_id, metrics=clean, synchronous=True)
 
     def log_image(self, image: np.ndarray, key: str, step: int) -> None:
-        self._client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=step)
+        self._client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=step, synchronous=True)
 
     def log_figure(self, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt
@@ -152,12 +156,25 @@ def open_tracker(
 
 
 def record_failure(tracker: Tracker, error: BaseException, trace: str, status: str) -> None:
-    """Mark the run FAILED or KILLED with the error as a tag and the traceback as ``error.txt``."""
+    """Mark the run FAILED or KILLED with the error as a tag and the traceback as ``error.txt``.
+
+    With its tracking server unavailable the run cannot be marked: it stays RUNNING, with all it
+    recorded, and a note on stderr says how to end it once the server is back. The caller goes on
+    with the original error.
+    """
     try:
-        tracker.set_tags({ERROR_TAG: f"{type(error).__name__}: {error}"})
-        tracker.log_text(trace, "error.txt")
-    finally:
-        tracker.finish(status)
+        try:
+            tracker.set_tags({ERROR_TAG: f"{type(error).__name__}: {error}"})
+            tracker.log_text(trace, "error.txt")
+        finally:
+            tracker.finish(status)
+    except TrackingServerUnavailable as exc:
+        print(
+            f"[ggo] could not mark MLflow run {tracker.run_id} {status}: its server {exc.uri} is unavailable "
+            f"({exc.reason}). The run stays RUNNING there with what it recorded; once the server is back, "
+            f"`python -m ggo.runs clean --tracking-uri {exc.uri}` on this host marks it KILLED.",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
 
 
 def create_run(uri: str, experiment: str, *, run_name: str, tags: Mapping[str, Any]) -> str:

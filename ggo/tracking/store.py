@@ -2,11 +2,14 @@
 
 Every MLflow call in ggo goes through :func:`client_for`, an ``MlflowClient`` bound to one store,
 so two stores in one process never mix and MLflow's process-wide tracking URI is never set.
-The only exception is :func:`fluent_scope`, for the few calls MLflow offers no client for.
+The only exception is :func:`fluent_scope`, for the few calls MLflow offers no client for. Both
+run their calls under :func:`ggo.tracking.server.guard`: ggo's retry limits for a tracking
+server, and a clear :class:`~ggo.tracking.server.TrackingServerUnavailable` when they run out.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -15,20 +18,40 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ggo.paths import default_tracking_uri
+from ggo.tracking.server import TrackingServerUnavailable, guard
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
 
 
 def client_for(uri: str) -> Any:
-    """An MlflowClient whose tracking *and* registry point at ``uri``.
+    """An MlflowClient whose tracking *and* registry point at ``uri``, every call under :func:`guard`.
 
     MlflowClient(uri) alone takes its registry from the process-wide tracking URI, so after any
     ``mlflow.set_tracking_uri(other)`` in the same process, registry calls would go to ``other``.
     """
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return _GuardedClient(mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
+
+
+class _GuardedClient:
+    """Forwards to an MlflowClient, running each method call under ``guard(uri)``."""
+
+    def __init__(self, client: Any, uri: str) -> None:
+        self._client, self._uri = client, uri
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with guard(self._uri):
+                return attr(*args, **kwargs)
+
+        return call
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -81,6 +104,8 @@ def experiment_id(uri: str, name: str) -> str:
             return exp.experiment_id
         try:
             return client.create_experiment(name, artifact_location=_artifact_root(uri))
+        except TrackingServerUnavailable:
+            raise
         except Exception:  # another process created it first
             time.sleep(0.2 * (attempt + 1))
     raise RuntimeError(f"could not create or find MLflow experiment {name!r} at {uri}")
@@ -113,14 +138,14 @@ def fluent_scope(uri: str, run_id: str | None = None) -> Iterator[Any]:
     flip its status (RUNNING, then FINISHED with an end time) in the middle of a job; the owner of
     the run still sets its final status. A lock serialises scopes between threads, and the
     environment variables ``set_tracking_uri`` exports (and ``ggo.sweep`` hands to its jobs) are
-    put back as they were.
+    put back as they were. The block runs under :func:`guard`.
     """
     import mlflow
     from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    with _FLUENT_LOCK:
+    with _FLUENT_LOCK, guard(uri):
         saved_env = {key: os.environ.get(key) for key in _URI_ENV}
         saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
         stack = fluent._active_run_stack.get()
