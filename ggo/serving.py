@@ -9,53 +9,96 @@ generators are exported in float32 whatever precision trained them.
 Inputs ``predict`` accepts:
 
 - a file path, a numpy array (H, W[, C]), or a list of either -> a list of (H, W) uint8 masks
-  (0/1), or probability maps with ``params={"output": "probability"}``;
-- a pandas DataFrame with a ``path`` column or an ``image_b64`` column (base64 PNG/JPEG bytes,
-  what the REST server receives) -> a DataFrame with ``mask_png_b64``, ``ggo_fraction``,
-  ``height``, ``width`` per row.
+  (0/1), or probability maps with ``params={"output": "probability"}``; a bad input raises;
+- a pandas DataFrame with an ``image_b64`` column (base64 of an image file's bytes: what the REST
+  server receives) or a ``path`` column -> a DataFrame with one row per input row, answered per
+  film as ``ggo.predict`` does: ``status`` ``ok`` with ``mask_png_b64``, ``ggo_fraction``,
+  ``height``, ``width``, or ``status`` ``error`` with a short ``error`` (those four null). A
+  request wrong as a whole (no such column) raises :class:`RequestError`, which the server
+  answers with HTTP 400 and the reason alone.
+
+Every file is read by :func:`ggo.data.imagefile.read_image_file`, so a truncated JPEG or PNG is
+refused here as in ``ggo.predict`` and the dataset reader.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import warnings
+import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
+import pandas as pd
 
 import mlflow.models
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 PREPROCESS_ARTIFACT = "preprocess"
-
-# predict() deliberately has no type hints (MLflow would turn them into a strict input schema and
-# refuse DataFrames); silence MLflow's advice to add them.
-warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
+FRAME_COLUMNS = ("status", "error", "mask_png_b64", "ggo_fraction", "height", "width")
+_log = logging.getLogger(__name__)
 
 
-def read_image(source: Any) -> np.ndarray:
-    """A path, raw bytes, or an array -> the array as OpenCV reads it. Clear errors for bad files."""
+class RequestError(MlflowException):
+    """A request the model cannot answer at all (HTTP 400 from ``mlflow models serve``), or an
+    internal failure (``internal=True``, HTTP 500), with a short reason and nothing else.
+
+    The scoring server rewrites an MlflowException's message to ``Failed to predict data '<the
+    whole request>'. Error: ...``; the message here ignores that rewrite so the client reads the
+    reason alone (no request echo, no stack trace, no server paths).
+    """
+
+    def __init__(self, reason: str, internal: bool = False) -> None:
+        self._reason = reason
+        super().__init__(reason, error_code=INTERNAL_ERROR if internal else INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, value: str) -> None:  # the server's rewrite (see the class docstring)
+        pass
+
+
+def read_image(source: Any, name: str | None = None) -> np.ndarray:
+    """A path, raw file bytes, or an array -> the array as OpenCV reads it. Raises
+    FileNotFoundError or :class:`~ggo.data.imagefile.ImageFileError` (a ValueError naming the file,
+    or ``name`` for bytes) for a missing, empty, truncated, unreadable, 1-pixel or over-100-megapixel input."""
+    from ggo.data.imagefile import MAX_PIXELS, ImageFileError, read_image_file
+
     if isinstance(source, np.ndarray):
-        image = source
+        image, label = source, name or "the array"
     elif isinstance(source, (bytes, bytearray)):
-        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError("the bytes given are not an image OpenCV can decode (PNG, JPEG, TIFF, ...)")
+        label = name or "the image bytes"
+        image = read_image_file(bytes(source), name=label, max_pixels=MAX_PIXELS)
     else:
-        path = Path(str(source))
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{path}: the file is empty")
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError(f"{path}: not an image OpenCV can read (corrupt, or not PNG/JPEG/TIFF/...)")
+        label = name or str(source)
+        image = read_image_file(Path(str(source)), name=label, max_pixels=MAX_PIXELS)
     if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"image of shape {image.shape} is too small or not 2-D: need at least 2 x 2 pixels")
+        raise ImageFileError(label, f"an image of shape {image.shape} is too small or not 2-D: need at least 2 x 2 pixels")
     return image
+
+
+def _decode_row(value: Any, column: str, row: int) -> np.ndarray:
+    """One DataFrame cell -> an image; ValueError with a short reason naming the row."""
+    label = f"row {row}"
+    if column == "path":
+        if not isinstance(value, str):
+            raise ValueError(f"{label}: 'path' must be a file path, got {type(value).__name__}")
+        return read_image(value)
+    if not isinstance(value, (str, bytes)):
+        raise ValueError(f"{label}: 'image_b64' must be a base64 string of an image file's bytes, got {type(value).__name__}")
+    try:
+        data = base64.b64decode(value)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{label}: 'image_b64' is not valid base64 ({exc}): send base64 of the image file's bytes") from None
+    return read_image(data, name=label)
 
 
 class GGOSegmenter(mlflow.pyfunc.PythonModel):
@@ -94,13 +137,23 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
                 out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
         return out
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-        import pandas as pd
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        """Masks for ``model_input`` (see the module docstring for what it accepts and returns).
 
+        The ``pd.DataFrame`` hint is what the REST server passes; paths, arrays and lists work too.
+        MLflow reads no schema from a DataFrame hint, so it neither validates nor reshapes the input.
+        """
         params = params or {}
         threshold = float(params.get("threshold", self.settings.threshold))
+        if isinstance(model_input, dict):  # {"inputs": {"image_b64": [...]}} over HTTP
+            model_input = pd.DataFrame(model_input)
         if isinstance(model_input, pd.DataFrame):
             return self._predict_frame(model_input, threshold)
+        if isinstance(model_input, np.ndarray) and model_input.dtype.kind in "USO":
+            raise RequestError(
+                "send the images as a DataFrame with an 'image_b64' column: "
+                '{"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}'
+            )
         items = model_input if isinstance(model_input, (list, tuple)) else [model_input]
         images = [read_image(item) for item in items]
         probs = self.probabilities(images)
@@ -108,31 +161,36 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             return probs
         return [(pr > threshold).astype(np.uint8) for pr in probs]
 
-    def _predict_frame(self, frame: Any, threshold: float) -> Any:
-        import pandas as pd
-
-        if "image_b64" in frame.columns:
-            images = [read_image(base64.b64decode(s)) for s in frame["image_b64"]]
-        elif "path" in frame.columns:
-            images = [read_image(s) for s in frame["path"]]
-        else:
-            raise ValueError(
-                f"a DataFrame input needs an 'image_b64' column (base64 PNG/JPEG) or a 'path' column; "
-                f"got columns {list(frame.columns)}"
+    def _predict_frame(self, frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+        """One row per input row: the mask's fields, or the row's own error; the others go on."""
+        column = next((c for c in ("image_b64", "path") if c in frame.columns), None)
+        if column is None:
+            raise RequestError(
+                f"the request needs a column 'image_b64' (base64 of each image file) or 'path'; "
+                f"it has {[str(c) for c in frame.columns]}"
             )
-        rows = []
-        for pr in self.probabilities(images):
+        images: dict[int, np.ndarray] = {}
+        rows: list[dict[str, Any]] = []
+        for i, value in enumerate(frame[column]):
+            rows.append(dict.fromkeys(FRAME_COLUMNS))
+            try:
+                images[i] = _decode_row(value, column, i)
+                rows[i]["status"] = "ok"
+            except (ValueError, FileNotFoundError) as exc:  # ImageFileError is a ValueError
+                rows[i].update(status="error", error=str(exc))
+        try:
+            probs = self.probabilities(list(images.values()))
+        except Exception as exc:  # noqa: BLE001 - the trace goes to the server's log, not to the client
+            _log.exception("ggo segmenter failed on a request of %d image(s)", len(images))
+            raise RequestError(f"the model failed ({type(exc).__name__}); the server's log has the details", internal=True) from exc
+        for i, pr in zip(images, probs):
             mask = (pr > threshold).astype(np.uint8)
             ok, png = cv2.imencode(".png", mask * 255)
-            rows.append(
-                {
-                    "mask_png_b64": base64.b64encode(png.tobytes()).decode("ascii") if ok else "",
-                    "ggo_fraction": float(mask.mean()),
-                    "height": int(mask.shape[0]),
-                    "width": int(mask.shape[1]),
-                }
-            )
-        return pd.DataFrame(rows)
+            rows[i].update(
+                mask_png_b64=base64.b64encode(png.tobytes()).decode("ascii") if ok else "",
+                ggo_fraction=float(mask.mean()), height=int(mask.shape[0]), width=int(mask.shape[1]),
+            )  # fmt: skip
+        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS), dtype=object)  # object: null, not NaN, in JSON
 
 
 def serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,14 +255,12 @@ def log_segmenter(tracker: Any, generator_paths: Sequence[str | Path], preproces
     cfg_path.write_text(json.dumps(preprocess_config, indent=2))
     artifacts = {f"generator_{i}": str(p) for i, p in enumerate(generator_paths)}
     artifacts[PREPROCESS_ARTIFACT] = str(cfg_path)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
-        tracker.log_model(
-            python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
-            artifacts=artifacts,
-            code_paths=[str(Path(__file__).resolve().parent)],
-            pip_requirements=pip_requirements(),
-        )
+    tracker.log_model(
+        python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
+        artifacts=artifacts,
+        code_paths=[str(Path(__file__).resolve().parent)],
+        pip_requirements=pip_requirements(),
+    )
 
 
 # Models-from-code entry: when MLflow loads this file as a model's code, this is the model.

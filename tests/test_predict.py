@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -63,12 +64,18 @@ def make_inputs(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str]]
         good[str(scans / "real_xray.png")] = cv2.imread(str(first), cv2.IMREAD_UNCHANGED).shape[:2]
 
     (bad / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a PNG")
+    noisy = np.random.default_rng(6).integers(0, 256, (120, 90), dtype=np.uint8)  # many bytes: the cut is in the pixels
+    for name in ("cut.jpg", "cut.png"):  # a third of the file: OpenCV alone decodes the JPEG, two thirds grey
+        data = cv2.imencode(Path(name).suffix, noisy)[1].tobytes()
+        (bad / name).write_bytes(data[: len(data) // 3])
     (bad / "empty.jpg").write_bytes(b"")
     (bad / "notes.png").write_text("a text file with an image suffix")
     assert cv2.imwrite(str(bad / "dot.png"), np.zeros((1, 1), np.uint8))
     png_header_only(bad / "huge.png", 12_000, 9_000)  # 108 megapixels
     errors = {
         str(bad / "corrupt.png"): "corrupt",
+        str(bad / "cut.jpg"): "truncated or corrupt JPEG",
+        str(bad / "cut.png"): "truncated or corrupt PNG",
         str(bad / "empty.jpg"): "empty",
         str(bad / "notes.png"): "not an image",
         str(bad / "dot.png"): "too small",
@@ -144,6 +151,8 @@ def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dat
     assert set(scores["metrics"]) == {"dice", "dice_pooled", "iou", "precision", "recall", "specificity"}
     assert all(0.0 <= v <= 1.0 for v in scores["metrics"].values())
     assert "scored 4 image(s)" in proc.stdout
+    warned = [line for line in proc.stderr.splitlines() if re.search(r"\w+Warning\b|^WARNING", line)]
+    assert not warned, "the normal path of ggo.predict prints no third-party warnings:\n" + "\n".join(warned)
 
 
 @pytest.mark.slow

@@ -1,14 +1,18 @@
-"""The champion behind a real ``mlflow models serve`` REST server: base64 images in, masks out.
+"""The champion behind a real ``mlflow models serve`` REST server: base64 images in, masks out, per film.
 
-The request a client sends (one row per image; PNG, JPEG, TIFF, ... bytes in base64)::
+The request a client sends (one row per image; PNG, JPEG, TIFF, ... file bytes in base64), built
+and sent as the README says (``python -c ... > request.json`` and ``curl ... -d @request.json``)::
 
     POST /invocations  Content-Type: application/json
-    {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 PNG>"], ...]}}
+    {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}
 
-and the answer, one prediction per row::
+and the answer, one prediction per row, a bad film's error in its own row::
 
-    {"predictions": [{"mask_png_b64": "<base64 PNG, 0/255, the image's size>",
-                      "ggo_fraction": 0.12, "height": 1552, "width": 1726}, ...]}
+    {"predictions": [{"status": "ok", "error": null, "mask_png_b64": "<base64 PNG, 0/255, the image's size>",
+                      "ggo_fraction": 0.12, "height": 1552, "width": 1726},
+                     {"status": "error", "error": "row 1: truncated or corrupt JPEG ...", "mask_png_b64": null, ...}]}
+
+A request wrong as a whole gets HTTP 400 and ``{"error_code": ..., "message": "<the reason>"}``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +45,8 @@ from sweep_fixture import (  # noqa: F401 - fixtures
 )
 
 pytestmark = pytest.mark.slow
+README = Path(__file__).resolve().parents[1] / "README.md"
+ROW_FIELDS = ("mask_png_b64", "ggo_fraction", "height", "width")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +89,7 @@ def decode_mask(prediction: dict[str, Any]) -> np.ndarray:
 
 
 def check(prediction: dict[str, Any], height: int, width: int) -> None:
+    assert prediction["status"] == "ok" and prediction["error"] is None, prediction.get("error")
     mask = decode_mask(prediction)
     assert mask.shape == (height, width), "the mask has the image's size"
     assert (prediction["height"], prediction["width"]) == (height, width)
@@ -111,3 +121,51 @@ def test_server_answers_one_prediction_per_row_in_order(server: str) -> None:
     assert len(predictions) == 2
     for prediction, (height, width) in zip(predictions, shapes):
         check(prediction, height, width)
+
+
+def readme_http_example() -> tuple[str, list[str]]:
+    """The README's HTTP example: the Python code of the line that writes request.json, and the curl command."""
+    lines = README.read_text().splitlines()
+    build = [line for line in lines if line.startswith("python -c '") and line.endswith("> request.json")]
+    send = [line for line in lines if line.startswith("curl ") and "-d @request.json" in line]
+    assert len(build) == 1 and len(send) == 1, "the README shows one line that builds request.json and one curl that sends it"
+    return shlex.split(build[0])[2], shlex.split(send[0])
+
+
+def test_readme_request_with_good_and_bad_films_answers_each_film_in_its_own_row(
+    real_xray: Path, server: str, tmp_path: Path
+) -> None:
+    code, curl = readme_http_example()
+    shutil.copy(real_xray, tmp_path / real_xray.name)
+    raw = real_xray.read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(raw[: len(raw) // 3])  # an interrupted download
+    (tmp_path / "notes.png").write_text("a text file with an image suffix")
+    with open(tmp_path / "request.json", "w") as out:
+        subprocess.run([sys.executable, "-c", code, real_xray.name, "cut.jpg", "notes.png"], cwd=tmp_path, stdout=out, check=True)
+    assert curl[curl.index("-d") + 1] == "@request.json"
+    curl = [arg.replace("http://127.0.0.1:5001", server) for arg in curl]
+    proc = subprocess.run(curl, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    good, cut, notes = json.loads(proc.stdout)["predictions"]
+
+    height, width = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2]
+    check(good, height, width)
+    assert cut["status"] == "error" and cut["error"].startswith("row 1: truncated or corrupt JPEG"), cut
+    assert notes["status"] == "error" and notes["error"].startswith("row 2: not an image"), notes
+    assert all(row[field] is None for row in (cut, notes) for field in ROW_FIELDS)
+    assert not any(word in proc.stdout for word in ("Traceback", ".py", "site-packages")), "no stack trace, no server paths"
+
+
+def test_a_request_without_an_image_column_gets_400_with_the_reason_alone(server: str) -> None:
+    body = {"dataframe_split": {"columns": ["image"], "data": [["aGVsbG8="]]}}
+    request = urllib.request.Request(
+        f"{server}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 400
+    answer = json.loads(caught.value.read())
+    assert answer == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "the request needs a column 'image_b64' (base64 of each image file) or 'path'; it has ['image']",
+    }

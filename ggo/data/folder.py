@@ -15,7 +15,8 @@ Layout of ``DIR``:
 
 Bad data is an error that names the files, raised before anything is cached: structural problems
 (no images, two images with one stem, a mask without an image, a bad patients.csv) when the
-folder is indexed, unreadable files and size mismatches after one pass over the pixels.
+folder is indexed, unreadable files (empty, not an image, or a JPEG/PNG cut short that would only
+partly decode: :mod:`ggo.data.imagefile`) and size mismatches after one pass over the pixels.
 :func:`iter_folder_records` yields the same :class:`~ggo.data.records.Record` as the
 GeneralBlockchain reader, so cache, splits, audit and preprocessing are shared.
 """
@@ -27,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.records import LUNG_SIDES, LoadReport, Record, read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -172,12 +173,12 @@ def index_folder(root: str | Path) -> FolderIndex:
     )  # fmt: skip
 
 
-def read_mask(path: Path) -> tuple[np.ndarray, bool] | None:
-    """(bool mask, thresholded) from a mask file, or None when unreadable. Any non-zero R, G or B
-    (alpha ignored) is foreground; a mask with several non-zero levels is cut at half its maximum."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None or data.size == 0 or data.ndim < 2:
-        return None
+def read_mask(path: Path) -> tuple[np.ndarray, bool]:
+    """(bool mask, thresholded) from a mask file. Any non-zero R, G or B (alpha ignored) is
+    foreground; a mask with several non-zero levels is cut at half its maximum. Raises
+    :class:`~ggo.data.imagefile.ImageFileError` naming the file when it cannot be read (empty,
+    truncated, not an image)."""
+    data = read_image_file(path, max_pixels=None)
     if data.ndim == 3:
         data = data[:, :, :3].max(axis=2)  # (H, W): the brightest colour channel
     top = data.max()
@@ -218,17 +219,19 @@ def _audit_notes(index: FolderIndex, report: LoadReport) -> None:
 def _read_one(name: str, index: FolderIndex, report: LoadReport, problems: list[str]) -> Record | None:
     """The record of one image, or None after adding its problems (unreadable, size mismatch)."""
     path = index.images[name]
-    image = read_image(path)
-    if image is None:
-        problems.append(f"{path}: unreadable image (empty, corrupt or not an image)")
+    try:
+        image = read_image(path)
+    except ImageFileError as exc:
+        problems.append(f"{path}: unreadable image ({exc.reason})")
         return None
     planes: dict[str, np.ndarray | None] = {"masks": None, "lungs": None}
     for sub, paths in (("masks", index.masks), ("lungs", index.lungs)):
         if name not in paths:
             continue
-        read = read_mask(paths[name])
-        if read is None:
-            problems.append(f"{paths[name]}: unreadable mask")
+        try:
+            read = read_mask(paths[name])
+        except ImageFileError as exc:
+            problems.append(f"{paths[name]}: unreadable mask ({exc.reason})")
             continue
         plane, thresholded = read
         if plane.shape != image.shape:

@@ -11,8 +11,9 @@ On-disk layout (GeneralBlockchain covid-19-chest-xray-segmentations-dataset, or 
 :func:`iter_records` also reads the ``folder`` layout (images/, masks/, lungs/, patients.csv: the
 user's own data, see :mod:`ggo.data.folder`) into the same records, so everything downstream is shared.
 
-Bad input loses nothing silently: a corrupt file is skipped with a warning, a crop that overflows
-its image is clipped with a warning, and both are counted in a :class:`LoadReport`.
+Bad input loses nothing silently: a corrupt or truncated file (:mod:`ggo.data.imagefile` refuses
+a JPEG or PNG that would only partly decode) is skipped with a warning, a crop that overflows its
+image is clipped with a warning, and both are counted in a :class:`LoadReport` (the audit lists them).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.preprocess import to_grayscale_uint8
 
 GGO_CLASS = "Ground Glass Opacities"
@@ -196,25 +197,34 @@ def read_patient_ids(root: Path) -> dict[str, str]:
     return ids
 
 
-def read_image(path: Path) -> np.ndarray | None:
-    """An (H, W) uint8 grayscale image, or None when OpenCV cannot read it."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None or data.size == 0 or data.ndim < 2 or data.shape[0] < 2 or data.shape[1] < 2:
-        return None
+def read_image(path: Path) -> np.ndarray:
+    """An (H, W) uint8 grayscale image. Raises :class:`~ggo.data.imagefile.ImageFileError` (or
+    FileNotFoundError) naming the file when it cannot be used: empty, truncated, not an image."""
+    data = read_image_file(path, max_pixels=None)
+    if data.ndim < 2 or data.shape[0] < 2 or data.shape[1] < 2:
+        raise ImageFileError(str(path), f"an image of shape {data.shape} is too small: need at least 2 x 2 pixels")
     try:
         return to_grayscale_uint8(data)
-    except (ValueError, TypeError):
-        return None
+    except (ValueError, TypeError) as exc:
+        raise ImageFileError(str(path), f"cannot be made a grayscale image ({exc})") from None
 
 
-def read_crop(path: Path) -> np.ndarray | None:
-    """A bool mask crop: any of R, G, B > 0 (gray PNGs: > 0), or None when unreadable."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None or data.size == 0:
-        return None
+def read_crop(path: Path) -> np.ndarray:
+    """A bool mask crop: any of R, G, B > 0 (gray PNGs: > 0). Raises like :func:`read_image`."""
+    data = read_image_file(path, max_pixels=None)
     if data.ndim == 2:
         return data > 0
     return np.any(data[:, :, :3] > 0, axis=2)
+
+
+def _crop_or_reason(path: Path | None) -> tuple[np.ndarray | None, str]:
+    """(crop, "") or (None, why it cannot be read)."""
+    if path is None or not path.is_file():
+        return None, "unreadable mask (missing file)"
+    try:
+        return read_crop(path), ""
+    except (ImageFileError, FileNotFoundError) as exc:
+        return None, f"unreadable mask ({getattr(exc, 'reason', exc)})"
 
 
 def _int_or_none(value: object) -> int | None:
@@ -236,9 +246,10 @@ def _paste_crops(
         mask_rel = getattr(row, "Mask")
         mask_file = root / str(mask_rel)
         top, left = _int_or_none(getattr(row, "Top")), _int_or_none(getattr(row, "Left"))
-        crop = read_crop(mask_file) if isinstance(mask_rel, str) and mask_file.is_file() else None
+        crop, reason = None, "no Top/Left for its crop"
+        if top is not None and left is not None:
+            crop, reason = _crop_or_reason(mask_file if isinstance(mask_rel, str) else None)
         if crop is None or top is None or left is None:
-            reason = "unreadable mask" if top is not None and left is not None else "no Top/Left for its crop"
             report.skipped.append((str(mask_rel), f"{reason} (image {image_name})"))
             _warn(f"skipped mask {mask_file}: {reason} for image {image_name}")
             ok.append(False)
@@ -295,9 +306,13 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
     for name in names:
         rows = by_image[name]
         image_path = root / "images" / name
-        image = read_image(image_path) if image_path.is_file() else None
+        image, reason = None, "missing image"
+        if image_path.is_file():
+            try:
+                image = read_image(image_path)
+            except (ImageFileError, FileNotFoundError) as exc:
+                reason = f"unreadable image ({getattr(exc, 'reason', exc)})"
         if image is None:
-            reason = "missing image" if not image_path.is_file() else "unreadable image"
             report.skipped.append((f"images/{name}", reason))
             _warn(f"skipped image {image_path}: {reason}")
             continue

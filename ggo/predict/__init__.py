@@ -9,8 +9,8 @@ For every image (folders are searched recursively for .png, .jpg, .jpeg, .tif, .
   GGO), height, width, status (``ok`` or ``error``), error, and the paths of the two PNGs.
 
 Two inputs with the same stem get ``-2``, ``-3``... appended. An input that cannot be used (missing,
-empty, corrupt, not an image, smaller than 2 x 2, larger than 100 megapixels) gets a row with its
-error and the others go on; the exit status is 0 only when every input succeeded.
+empty, corrupt, truncated, not an image, smaller than 2 x 2, larger than 100 megapixels) gets a
+row with its error and the others go on; the exit status is 0 only when every input succeeded.
 
 The model is the registry's champion by default (``python -m ggo.promote`` sets it); any MLflow
 model URI of a ggo segmenter works (``runs:/<run id>/model``, ``models:/ggo-segmenter/3``).
@@ -31,7 +31,7 @@ Examples::
 from __future__ import annotations
 
 from ggo.predict.cli import build_parser, main
-from ggo.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, check_size, collect_inputs, header_size, load_image, overlay
+from ggo.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, collect_inputs, load_image, overlay
 from ggo.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
 from ggo.predict.segment import CSV_COLUMNS, DEFAULT_MODEL, Prediction, load_segmenter, model_settings, predict_files
 
@@ -42,9 +42,7 @@ __all__ = [
     "MAX_PIXELS",
     "Prediction",
     "build_parser",
-    "check_size",
     "collect_inputs",
-    "header_size",
     "load_image",
     "load_segmenter",
     "main",

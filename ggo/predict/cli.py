@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m ggo.predict scans/ --truth scans_masks/\n"
             "  python -m ggo.predict $GGO_DATA/images --score $GGO_DATA --split test   # the protocol's test patients\n"
             "the same model over HTTP: mlflow models serve -m models:/ggo-segmenter@champion --env-manager local\n"
-            '  POST /invocations {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 PNG>"]]}}\n'
-            "  -> mask_png_b64, ggo_fraction, height, width per image"
+            '  POST /invocations {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"]]}}\n'
+            "  -> per image: status (ok or error), error, mask_png_b64, ggo_fraction, height, width"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.truth or args.score:
             patients: dict[str, str] = {}
-            truth = truth_from_folder(args.truth) if args.truth else truth_from_dataset(args.score, patients)
+            truth_problems: list[str] = []
+            truth = truth_from_folder(args.truth, truth_problems) if args.truth else truth_from_dataset(args.score, patients)
+            for problem in truth_problems:
+                print(f"[ggo] --truth: {problem}", file=sys.stderr, flush=True)
             if args.split:
                 members = split_members(
                     patients, args.split, seed=args.split_seed, test_fraction=args.test_fraction, folds=args.folds

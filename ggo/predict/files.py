@@ -1,16 +1,17 @@
-"""Reading ``predict``'s inputs: folders walked for images, sizes checked before decoding, and
+"""Reading ``predict``'s inputs: folders walked for images, each file read by the one image reader
+(:mod:`ggo.data.imagefile`: truncated files and oversized images refused before decoding), and
 the overlay PNG drawn on the original X-ray (through :func:`ggo.viz.overlay`)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from ggo.data.imagefile import MAX_PIXELS  # larger inputs are refused: decoding one takes gigabytes
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-MAX_PIXELS = 100_000_000  # larger inputs are refused: decoding one takes gigabytes
 RED_BGR = (0, 0, 255)
 
 
@@ -43,46 +44,13 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str | None]]
     return out
 
 
-def header_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file's header without decoding the pixels; None if Pillow cannot tell."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
-        return None
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        # Pillow's own decompression-bomb check would hide the size; we only read the header here
-        # and apply our limit in check_size.
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                return int(im.height), int(im.width)
-    except Exception:  # noqa: BLE001 - not readable by Pillow: OpenCV decides
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-
-
-def check_size(path: Path, height: int, width: int) -> None:
-    if height * width > MAX_PIXELS:
-        raise ValueError(
-            f"{path}: {width} x {height} pixels ({height * width / 1e6:.0f} megapixels) is over the "
-            f"{MAX_PIXELS // 1_000_000} megapixel limit: downscale it first (X-rays need no more than ~4k x 4k)"
-        )
-
-
 def load_image(path: Path) -> np.ndarray:
-    """Read one input for the model, refusing very large images before decoding them."""
+    """Read one input for the model (:func:`ggo.serving.read_image`): refused with a reason when
+    empty, truncated, not an image, smaller than 2 x 2 or over :data:`MAX_PIXELS` (checked from
+    the header, before decoding)."""
     from ggo.serving import read_image
 
-    if path.is_file() and path.stat().st_size > 0:
-        size = header_size(path)
-        if size is not None:
-            check_size(path, *size)
-    image = read_image(path)
-    check_size(path, image.shape[0], image.shape[1])
-    return image
+    return read_image(path)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -106,4 +74,4 @@ def unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "check_size", "collect_inputs", "header_size", "load_image", "overlay", "unique_stem"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "collect_inputs", "load_image", "overlay", "unique_stem"]

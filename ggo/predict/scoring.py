@@ -16,9 +16,15 @@ _SPLIT = defaults("data")
 _THRESHOLD = defaults("eval")["threshold"]
 
 
-def truth_from_folder(folder: str | Path) -> dict[str, np.ndarray]:
-    """``{stem: mask}`` from a folder of mask images (``<stem>.png`` or ``<stem>_mask.png``)."""
+def truth_from_folder(folder: str | Path, problems: list[str] | None = None) -> dict[str, np.ndarray]:
+    """``{stem: mask}`` from a folder of mask images (``<stem>.png`` or ``<stem>_mask.png``).
+
+    A mask that cannot be read (empty, truncated, not an image) is left out, so its image is not
+    scored; why goes into ``problems`` when given.
+    """
     import cv2
+
+    from ggo.data.imagefile import ImageFileError, read_image_file
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -27,8 +33,11 @@ def truth_from_folder(folder: str | Path) -> dict[str, np.ndarray]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
+        try:
+            mask = read_image_file(path, flags=cv2.IMREAD_GRAYSCALE, max_pixels=None)
+        except ImageFileError as exc:
+            if problems is not None:
+                problems.append(f"{exc}: not used as a true mask")
             continue
         stem = path.stem[: -len("_mask")] if path.stem.endswith("_mask") else path.stem
         masks[stem] = mask > 0

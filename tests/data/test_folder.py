@@ -133,6 +133,20 @@ def _unreadable_mask(root: Path) -> str:
     return r"masks/b\.png: unreadable mask"
 
 
+def _truncated_image(root: Path) -> str:
+    noisy = np.random.default_rng(1).integers(0, 256, GRAY.shape).astype(np.uint8)
+    write(root / "images" / "d.jpg", noisy)
+    data = (root / "images" / "d.jpg").read_bytes()
+    (root / "images" / "d.jpg").write_bytes(data[: len(data) // 3])  # OpenCV alone would decode it, two thirds grey
+    return r"images/d\.jpg: unreadable image \(truncated or corrupt JPEG"
+
+
+def _truncated_mask(root: Path) -> str:
+    data = (root / "masks" / "e.png").read_bytes()
+    (root / "masks" / "e.png").write_bytes(data[: len(data) // 2])
+    return r"masks/e\.png: unreadable mask \(truncated or corrupt PNG"
+
+
 def _mask_without_image(root: Path) -> str:
     write(root / "masks" / "zz.png", np.zeros(GRAY.shape, np.uint8))
     return r"in masks/ have no image of the same stem in images/: masks/zz\.png"
@@ -156,8 +170,8 @@ def _empty_folder(root: Path) -> str:
 
 @pytest.mark.parametrize(
     "breaks",
-    [_mask_size_differs, _same_stem, _unreadable_image, _unreadable_mask, _mask_without_image,
-     _unknown_patient_image, _patients_lacks_column, _empty_folder],
+    [_mask_size_differs, _same_stem, _unreadable_image, _unreadable_mask, _truncated_image, _truncated_mask,
+     _mask_without_image, _unknown_patient_image, _patients_lacks_column, _empty_folder],
 )  # fmt: skip
 def test_bad_folder_is_an_error_naming_the_file_and_nothing_is_cached(folder: Path, tmp_path: Path, breaks) -> None:
     pattern = breaks(folder)

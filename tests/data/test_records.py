@@ -116,6 +116,34 @@ def test_unreadable_ggo_mask_skips_its_image_and_is_counted(builder) -> None:
     assert report.n_skipped == 2  # the mask, and the image it belonged to
 
 
+def _cut(path: Path, fraction: float = 1 / 3) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def test_truncated_jpeg_film_and_png_mask_are_skipped_and_listed_in_the_audit(builder, tmp_path: Path) -> None:
+    from ggo.data import format_summary, prepare_cache
+
+    rng = np.random.default_rng(0)
+    good = [f"good{k}.jpg" for k in range(4)]
+    for k, name in enumerate([*good, "cut.jpg", "cutmask.png"]):
+        builder.add_image(name, rng.integers(0, 256, (60, 80)).astype(np.uint8), patient=str(k))  # noisy: many bytes
+    for name in [*good, "cut.jpg"]:
+        builder.add_crop(name, GGO, top=0, left=0, crop=np.ones((4, 4), bool))
+    mask_rel = builder.add_crop("cutmask.png", GGO, top=0, left=0, crop=rng.random((30, 40)) > 0.5)
+    root = builder.write()
+    _cut(root / "images" / "cut.jpg")  # OpenCV alone would decode it, two thirds grey
+    _cut(root / mask_rel, 0.5)
+    with pytest.warns(DataWarning) as caught:
+        cache = prepare_cache(root, cache_dir=tmp_path / "cache", resolution=32, folds=2, test_fraction=0.3, progress=False)
+    assert {"cut.jpg", Path(mask_rel).name} <= {Path(str(w.message).split(":")[0].split()[-1]).name for w in caught}
+    assert sorted(cache.manifest["name"]) == good, "nothing half-decoded reaches the cache"
+    audit = format_summary(cache.summary)
+    assert "skipped images/cut.jpg: unreadable image (truncated or corrupt JPEG" in audit
+    assert f"skipped {mask_rel}: unreadable mask (truncated or corrupt PNG" in audit
+    assert "skipped images/cutmask.png: its GGO mask is unreadable" in audit
+
+
 def test_image_without_metadata_becomes_its_own_patient_with_warning(builder) -> None:
     builder.add_image("known.png", _image(), patient="7")
     builder.add_image("orphan.png", _image(), patient=None)
