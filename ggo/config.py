@@ -73,6 +73,13 @@ class Precision(str, Enum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
+class AdversarialUpdate(str, Enum):
+    """How a batch updates D and G (``ggo.training.gan_base.ADVERSARIAL_UPDATES``)."""
+
+    sequential = "sequential"  # D, then G through the updated D (PyTorch pix2pix)
+    same_pass = "same_pass"  # both from one D pass (TensorFlow pix2pix tutorial): one D pass fewer
+
+
 class Schedule(str, Enum):
     constant = "constant"
     cosine = "cosine"
@@ -161,13 +168,16 @@ class TrainConfig:
     warmup_epochs: int = 0
     d_steps: int = 1
     patience: int = 20
-    precision: Precision = Precision.auto
+    precision: Precision = Precision.float32
     jit_compile: bool = False
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     resume_from: Optional[str] = None  # a checkpoint.weights.h5 to start from (a Hyperband trial continuing its parent)
     initial_epoch: int = 0  # epochs already done by that checkpoint; training runs initial_epoch+1 .. epochs
     backend: Backend = Backend.tensorflow  # Keras backend (tensorflow | jax); JAX trains without TensorFlow
+    # -- speed (issue 14) --
+    adversarial_update: AdversarialUpdate = AdversarialUpdate.sequential  # sequential | same_pass
+    val_every: int = 1  # validate every k epochs (and always the last one)
 
 
 @dataclass
@@ -257,6 +267,11 @@ def validate(cfg: dict[str, Any]) -> None:
     need(0.0 <= t["beta_1"] < 1.0, "train.beta_1", t["beta_1"], "must be in [0, 1)")
     need(t["patience"] >= 0, "train.patience", t["patience"], "must be >= 0 (0 turns early stopping off)")
     need(t["warmup_epochs"] >= 0, "train.warmup_epochs", t["warmup_epochs"], "must be >= 0")
+    need(t.get("val_every", 1) >= 1, "train.val_every", t.get("val_every"), "must be >= 1 (1 validates every epoch)")
+    if t.get("adversarial_update") == "same_pass" and d["name"] != "none":
+        need(t["d_steps"] == 1, "train.d_steps", t["d_steps"],
+             "must be 1 with train.adversarial_update=same_pass (one discriminator pass serves both updates); "
+             "use train.adversarial_update=sequential for several discriminator steps")  # fmt: skip
     for key, value in cfg["loss"].items():
         if key != "adversarial_mode":
             need(value >= 0, f"loss.{key}", value, "must be >= 0")

@@ -22,7 +22,7 @@ from ggo.config import flatten, validate
 from ggo.evaluation import EvalSettings, evaluate_splits, per_image_scores
 from ggo.scores import log_per_image
 from ggo.tracking import Tracker, open_tracker, record_failure
-from ggo.training.callbacks import BestGenerator, EpochLogger
+from ggo.training.callbacks import BestGenerator, EarlyStoppingOnValidation, EpochLogger, validation_epochs
 
 
 def run_job(
@@ -55,6 +55,7 @@ def run_job(
     if tracker.run_id:
         print(f"[ggo] run {run_name!r}: MLflow run {tracker.run_id}", flush=True)
     try:
+        config = _resolved(config)
         tracker.log_params(flatten({k: v for k, v in config.items()}))
         validate(config)
         metrics = run_experiment(config, tracker, workdir=Path(workdir))
@@ -69,6 +70,16 @@ def run_job(
         return float("nan")
     tracker.finish("FINISHED")
     return float(metrics.get(config.get("objective", "val/dice"), float("nan")))
+
+
+def _resolved(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with what this machine decides filled in: ``train.precision=auto`` becomes the
+    policy it stands for here, so the run's params, ``config.yaml`` and tag all say what ran."""
+    from ggo.training.precision import resolve_precision
+
+    train = dict(config["train"])
+    train["precision"] = resolve_precision(str(train["precision"]))
+    return {**config, "train": train}
 
 
 def _loss_label(loss: Mapping[str, Any], *, adversarial: bool = True) -> str:
@@ -169,6 +180,7 @@ def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any
         adversarial_mode=loss["adversarial_mode"],
         label_smoothing=float(loss["label_smoothing"]),
         d_steps=int(t["d_steps"]),
+        adversarial_update=str(t.get("adversarial_update", "sequential")),
         jit_compile=bool(t["jit_compile"]),
     )
     return gan
@@ -198,11 +210,15 @@ def fit_gan(config: Mapping[str, Any], tracker: Tracker, gan: Any, data: RunData
     )  # fmt: skip
     best = BestGenerator(gan.generator)
     callbacks: list[Any] = [RaiseOnNonFinite(), best, logger]
+    val_every = int(t.get("val_every", 1))
     if int(t["patience"]) > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=int(t["patience"])))
+        callbacks.append(EarlyStoppingOnValidation(patience_epochs=int(t["patience"]), val_every=val_every))
     initial_epoch = resume(config, tracker, gan, data)
     fit_started = time.perf_counter()
-    gan.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+    gan.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+        validation_freq=validation_epochs(initial_epoch, epochs, val_every),
+    )  # fmt: skip
     seconds = time.perf_counter() - fit_started
     best.restore()
     gan.save_weights(str(workdir / "checkpoint.weights.h5"))  # best generator; what a continued trial resumes from
@@ -260,7 +276,9 @@ def log_outputs(
     )  # fmt: skip
     tracker.log_artifact(preds_path, "predictions")
     tracker.log_figure(curves_figure(fitted.logger.history, title=_title(config)), "dsc_curve.png")
-    tracker.log_dict({k: list(v) for k, v in fitted.logger.history.items()}, "history.json")
+    # One entry per epoch; null where an epoch was not validated (train.val_every > 1).
+    history = {k: [v if math.isfinite(v) else None for v in values] for k, values in fitted.logger.history.items()}
+    tracker.log_dict(history, "history.json")
     if config["tracking"].get("enabled") and config["tracking"].get("log_model", True):
         from ggo.serving import export_generator, log_segmenter, serving_config
 

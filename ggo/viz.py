@@ -89,10 +89,15 @@ def curves_figure(history: Mapping[str, Sequence[float]], title: str = ""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def points(values: Sequence[float]) -> tuple[list[int], list[float]]:
+        """(epoch, value) of the finite values: an epoch without validation holds NaN."""
+        kept = [(i, float(v)) for i, v in enumerate(values, start=1) if v is not None and np.isfinite(v)]
+        return [i for i, _ in kept], [v for _, v in kept]
+
     fig, (ax_dice, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key in ("train/dice", "val/dice"):
         if key in history:
-            ax_dice.plot(range(1, len(history[key]) + 1), history[key], label=key)
+            ax_dice.plot(*points(history[key]), label=key)
     ax_dice.set_xlabel("epoch")
     ax_dice.set_ylabel("DSC")
     ax_dice.set_ylim(0, 1)
@@ -100,7 +105,7 @@ def curves_figure(history: Mapping[str, Sequence[float]], title: str = ""):
     ax_dice.legend()
     for key in ("train/g_loss", "val/g_loss", "train/d_loss"):
         if key in history:
-            ax_loss.plot(range(1, len(history[key]) + 1), history[key], label=key)
+            ax_loss.plot(*points(history[key]), label=key)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_yscale("symlog")
     ax_loss.grid(alpha=0.3)

@@ -189,3 +189,51 @@ def test_sigterm_ends_a_sweep_like_ctrl_c_with_its_summary_and_status_143(tmp_pa
     parent = client.get_run(parents[0].info.run_id)
     assert parent.info.status == "KILLED"
     assert "summary.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}, rest[-3000:]
+
+
+@pytest.fixture()
+def float32_afterwards():
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_sparse_validation_same_pass_and_auto_precision_run_logs_what_ran(tmp_path: Path, tracking_uri: str, float32_afterwards) -> None:
+    from ggo.config import compose, to_dict
+    from ggo.experiment import run_job
+    from ggo.training.precision import resolve_precision
+
+    overrides = [
+        *tiny_overrides(tmp_path, tracking_uri), "train.epochs=5", "train.val_every=2", "train.patience=4",
+        "train.precision=auto", "train.adversarial_update=same_pass",
+    ]  # fmt: skip
+    value = run_job(to_dict(compose(overrides)), run_name="sparse", workdir=tmp_path / "job")
+    client = mlflow.MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    assert run.info.status == "FINISHED" and value == run.data.metrics["val/dice"]
+    policy = resolve_precision("auto")  # what this machine runs: the param says so, not "auto"
+    assert run.data.params["train.precision"] == run.data.tags["ggo.precision"] == policy
+    assert run.data.params["train.adversarial_update"] == "same_pass"
+
+    def steps(key: str) -> list[int]:
+        return sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+
+    assert steps("train/g_loss") == [1, 2, 3, 4, 5]
+    assert steps("val/dice") == [2, 4, 5, 6]  # every 2nd epoch, the last, then the best epoch's final score
+    history = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/history.json")
+    assert [v is None for v in history["val/dice"]] == [True, False, True, False, False]
+    assert len(history["train/g_loss"]) == 5 and None not in history["train/g_loss"]
+
+
+@pytest.mark.parametrize(
+    "bad, key",
+    [(["train.adversarial_update=same_pass", "train.d_steps=2"], "train.d_steps"), (["train.val_every=0"], "train.val_every")],
+)
+def test_speed_options_out_of_range_are_refused_before_any_data(tmp_path: Path, bad: list[str], key: str) -> None:
+    from ggo.config import ConfigError, compose, to_dict, validate
+
+    with pytest.raises(ConfigError, match=key):
+        validate(to_dict(compose([*tiny_overrides(tmp_path), *bad])))
+    if key == "train.d_steps":  # without a discriminator there is no pass to share
+        validate(to_dict(compose([*tiny_overrides(tmp_path), *bad, "disc=none"])))

@@ -77,6 +77,26 @@ class RaiseOnNonFinite(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
+def validation_epochs(initial_epoch: int, epochs: int, val_every: int) -> list[int]:
+    """The 1-based epochs ``fit`` validates at (its ``validation_freq``): every ``val_every``-th
+    epoch and always the last one, for a fit running epochs ``initial_epoch + 1`` .. ``epochs``."""
+    if val_every < 1:
+        raise ValueError(f"val_every must be >= 1, got {val_every}")
+    return [e for e in range(initial_epoch + 1, epochs + 1) if e % val_every == 0 or e == epochs]
+
+
+class EarlyStoppingOnValidation(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` on ``val_dice`` (max) whose patience counts EPOCHS when validation is
+    sparse (``val_every`` > 1): training stops after ``ceil(patience_epochs / val_every)``
+    validations without improvement. Epochs without validation are skipped silently."""
+
+    def __init__(self, patience_epochs: int, val_every: int = 1, monitor: str = "val_dice") -> None:
+        super().__init__(monitor=monitor, mode="max", patience=math.ceil(patience_epochs / max(1, val_every)))
+
+    def get_monitor_value(self, logs):
+        return (logs or {}).get(self.monitor)
+
+
 class BestGenerator(keras.callbacks.Callback):
     """Keeps the generator weights of the best ``val_dice`` epoch in memory; :meth:`restore` puts them back."""
 
@@ -132,8 +152,7 @@ class EpochLogger(keras.callbacks.Callback):
         self.epochs_run = step
         metrics = {metric_name(k): float(v) for k, v in logs.items() if np.ndim(v) == 0}
         metrics["train/epoch_seconds"] = time.perf_counter() - self.started
-        for k, v in metrics.items():
-            self.history.setdefault(k, []).append(v)
+        self._record(metrics)
         self.tracker.log_metrics(metrics, step=step)
         self.tracker.heartbeat()
         val = metrics.get("val/dice", float("nan"))
@@ -144,6 +163,15 @@ class EpochLogger(keras.callbacks.Callback):
         print(f"epoch {step:3d}/{self.epochs}  {shown}  ({metrics['train/epoch_seconds']:.1f}s){mark}", flush=True)
         if len(self.images) and (step == 1 or step % self.image_every == 0):
             self.log_overlays(step)
+
+    def _record(self, metrics: dict[str, float]) -> None:
+        """Append one entry per series for this epoch: NaN where the epoch has no value (no
+        validation that epoch, with ``val_every`` > 1), so every series has one entry per epoch."""
+        done = max((len(v) for v in self.history.values()), default=0)  # epochs recorded before
+        for k in metrics.keys() | self.history.keys():
+            series = self.history.setdefault(k, [])
+            series.extend([math.nan] * (done - len(series)))
+            series.append(metrics.get(k, math.nan))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if len(self.images) and self.epochs_run and self.last_image_step != self.epochs_run:
@@ -160,4 +188,12 @@ class EpochLogger(keras.callbacks.Callback):
         self.last_image_step = step
 
 
-__all__ = ["BestGenerator", "EpochLogger", "NonFiniteLossError", "RaiseOnNonFinite", "metric_name"]
+__all__ = [
+    "BestGenerator",
+    "EarlyStoppingOnValidation",
+    "EpochLogger",
+    "NonFiniteLossError",
+    "RaiseOnNonFinite",
+    "metric_name",
+    "validation_epochs",
+]

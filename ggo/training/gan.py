@@ -10,9 +10,14 @@ With ``discriminator=None`` the generator trains on its segmentation loss alone 
 baseline every adversarial result is compared with); ``d_loss`` and ``adv`` are then logged as 0
 so every run has the same keys.
 
-The update order per batch is pix2pix's: one generator forward pass; ``d_steps`` discriminator
-updates on (image, truth) vs (image, detached prediction); then the generator update through
-the UPDATED discriminator (non-saturating adversarial loss) plus the weighted segmentation loss.
+The update order per batch is ``compile(adversarial_update=...)``'s. ``sequential`` (the
+default, the original PyTorch pix2pix's order): one generator forward pass; ``d_steps``
+discriminator updates on (image, truth) vs (image, detached prediction); then the generator
+update through the UPDATED discriminator (non-saturating adversarial loss) plus the weighted
+segmentation loss. ``same_pass`` (TensorFlow's pix2pix tutorial): one generator pass and one
+discriminator pass per pair; the discriminator's loss and the generator's adversarial loss both
+come from those logits, so the generator's gradient goes through the discriminator as it was
+BEFORE this batch's update, and each batch costs one discriminator pass less.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class GAN(GANBase):
 
     ``compile(g_optimizer, d_optimizer, *, adversarial_weight=1, l1_weight=100, bce_weight=0,
     dice_weight=0, lung_weight=0, adversarial_mode="bce", label_smoothing=0, d_steps=1,
-    jit_compile=False, raise_on_non_finite=True)``: see :meth:`GANBase.compile`.
+    adversarial_update="sequential", jit_compile=False, raise_on_non_finite=True)``: see :meth:`GANBase.compile`.
     """
 
     @staticmethod
@@ -73,10 +78,36 @@ class GAN(GANBase):
         self.segmentation_metrics.update_state(masks, logits)
         return self.get_metrics_result()
 
+    def _same_pass_step(self, images, targets, masks):
+        """Both updates from one forward pass (``adversarial_update="same_pass"``)."""
+        g, d = self.generator, self.discriminator
+        with tf.GradientTape() as g_tape:
+            heads = g(images, training=True)  # (B, R, R, 1 or 2) float32
+            seg_total, parts = self._segmentation_loss(targets, heads)
+            logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
+            fake = ops.sigmoid(logits)  # (B, R, R, 1) probabilities, NOT detached
+            with tf.GradientTape() as d_tape:  # records D's passes only (not the generator's)
+                real_logits = d([images, masks], training=True)  # (B, P, P, 1)
+                fake_logits = d([images, fake], training=True)
+                d_loss = self._d_loss(real_logits, fake_logits)
+                d_scaled = self.d_optimizer.scale_loss(d_loss)
+            adv = adversarial_loss(fake_logits, True, self.adversarial_mode)  # through D before its update
+            g_loss = self.adversarial_weight * adv + seg_total
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+        g_grads = g_tape.gradient(g_scaled, g.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, d.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(d_grads, d.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(g_grads, g.trainable_variables))
+        return self._update_metrics(
+            masks, logits, {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, **parts}
+        )
+
     def train_step(self, data):
         images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         targets = ops.cast(targets, "float32")
         masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
+        if self.discriminator is not None and self.adversarial_update == "same_pass":
+            return self._same_pass_step(images, targets, masks)
         g = self.generator
         with tf.GradientTape() as g_tape:
             heads = g(images, training=True)  # (B, R, R, 1 or 2) float32

@@ -15,6 +15,13 @@ from ggo.training.callbacks import RaiseOnNonFinite
 
 LOSS_NAMES = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung")
 
+#: How one batch updates the two networks (``GANBase.compile(adversarial_update=...)``):
+#: ``sequential`` updates D, then G through the UPDATED D (the original PyTorch pix2pix; three
+#: discriminator passes); ``same_pass`` takes both losses from ONE pass of D over (image, truth)
+#: and (image, prediction) and updates both networks from it (TensorFlow's pix2pix tutorial; two
+#: passes, so cheaper).
+ADVERSARIAL_UPDATES = ("sequential", "same_pass")
+
 
 def _uses_float16(model: keras.Model | None) -> bool:
     if model is None:
@@ -22,8 +29,21 @@ def _uses_float16(model: keras.Model | None) -> bool:
     return any(layer.compute_dtype == "float16" for layer in model.layers)
 
 
-def _check_compile_args(weights: dict, adversarial_mode: str, label_smoothing: float, d_steps: int) -> None:
-    """The checks of ``GANBase.compile`` that need no model."""
+def _check_compile_args(
+    weights: dict, adversarial_mode: str, label_smoothing: float, d_steps: int, adversarial_update: str,
+    adversarial: bool = True,
+) -> None:
+    """The checks of ``GANBase.compile`` (``adversarial``: the GAN has a discriminator)."""
+    if adversarial_update not in ADVERSARIAL_UPDATES:
+        raise ValueError(
+            f"Unknown adversarial_update {adversarial_update!r}; valid: {', '.join(ADVERSARIAL_UPDATES)}"
+        )
+    if adversarial and adversarial_update == "same_pass" and int(d_steps) != 1:
+        raise ValueError(
+            f"adversarial_update='same_pass' takes both updates from one discriminator pass, so it "
+            f"makes one discriminator update per batch; got d_steps={d_steps}. Use d_steps=1, or "
+            "adversarial_update='sequential' for several discriminator updates per generator update"
+        )
     if adversarial_mode not in ADVERSARIAL_MODES:
         raise ValueError(
             f"Unknown adversarial_mode {adversarial_mode!r}; valid: {', '.join(ADVERSARIAL_MODES)}"
@@ -70,6 +90,7 @@ class GANBase(keras.Model):
         adversarial_mode: str = "bce",
         label_smoothing: float = 0.0,
         d_steps: int = 1,
+        adversarial_update: str = "sequential",
         jit_compile: bool = False,
         raise_on_non_finite: bool = True,
         **kwargs,
@@ -86,7 +107,11 @@ class GANBase(keras.Model):
                 on (B, R, R, 3) targets: GGO, lungs, lung weight; see ``ggo.losses``).
             adversarial_mode: ``bce`` or ``lsgan``.
             label_smoothing: one-sided smoothing of D's real targets (1 -> 1 - s).
-            d_steps: discriminator updates per generator update (on the same batch).
+            d_steps: discriminator updates per generator update (on the same batch;
+                ``sequential`` only).
+            adversarial_update: ``sequential`` (D first, then G through the updated D) or
+                ``same_pass`` (both from one D pass, as TensorFlow's pix2pix tutorial); see
+                :data:`ADVERSARIAL_UPDATES`. Without a discriminator both are the same.
             jit_compile: compile the train step with XLA.
             raise_on_non_finite: ``fit`` adds a ``RaiseOnNonFinite`` callback unless one is
                 given, so a NaN/Inf loss stops training with ``NonFiniteLossError``.
@@ -99,7 +124,9 @@ class GANBase(keras.Model):
             "dice_weight": dice_weight,
             "lung_weight": lung_weight,
         }
-        _check_compile_args(weights, adversarial_mode, label_smoothing, d_steps)
+        _check_compile_args(
+            weights, adversarial_mode, label_smoothing, d_steps, adversarial_update, self.discriminator is not None
+        )
         self._check_optimizer_args(g_optimizer, d_optimizer, kwargs)
         self._keras_compile(bool(jit_compile), **kwargs)
         for term, weight in weights.items():
@@ -107,6 +134,7 @@ class GANBase(keras.Model):
         self.adversarial_mode = adversarial_mode
         self.label_smoothing = float(label_smoothing)
         self.d_steps = int(d_steps)
+        self.adversarial_update = adversarial_update
         self.raise_on_non_finite = bool(raise_on_non_finite)
         self._set_optimizers(g_optimizer, d_optimizer)
         self._compiled()
@@ -168,6 +196,7 @@ class GANBase(keras.Model):
             "adversarial_mode": self.adversarial_mode,
             "label_smoothing": self.label_smoothing,
             "d_steps": self.d_steps,
+            "adversarial_update": self.adversarial_update,
             "jit_compile": self._requested_jit_compile(),
             "raise_on_non_finite": self.raise_on_non_finite,
         }
@@ -272,4 +301,4 @@ def build_pair(
     return build_models({"name": gen_name, **(gen_options or {})}, {"name": disc_name, **(disc_options or {})}, resolution)
 
 
-__all__ = ["GANBase", "LOSS_NAMES", "build_pair"]
+__all__ = ["ADVERSARIAL_UPDATES", "GANBase", "LOSS_NAMES", "build_pair"]

@@ -7,7 +7,8 @@ networks, ``jax.value_and_grad`` for the gradients and ``stateless_apply`` for b
 So ``fit``, ``evaluate``, ``predict``, callbacks, ``EarlyStopping`` and ``ModelCheckpoint`` work
 as they do on TensorFlow, and a ``.weights.h5`` file saved by either class loads into the other.
 
-One step, per batch (pix2pix's order, as in the TensorFlow step):
+One step, per batch, in the order ``compile(adversarial_update=...)`` asks for, as in the
+TensorFlow step. ``sequential`` (pix2pix's order, the default):
 
 1. the generator's forward pass (training mode: BatchNorm statistics update once);
 2. ``d_steps`` discriminator updates on (image, truth) vs (image, detached prediction), the
@@ -18,6 +19,11 @@ One step, per batch (pix2pix's order, as in the TensorFlow step):
 Step 2 runs inside the generator's loss function on ``stop_gradient(prediction)``, as the
 TensorFlow step runs it inside its tape with recording stopped: the generator's gradient sees
 the updated discriminator, never the discriminator's own updates.
+
+``same_pass`` (TensorFlow's pix2pix tutorial): one function of both networks' weights computes
+the generator pass and one discriminator pass per pair and returns both losses; ``jax.vjp``
+takes each network's gradient of its own loss from that one forward pass (the generator's
+through the discriminator as it was before this batch's update), then both optimizers apply.
 
 Mixed precision: under ``mixed_float16`` both optimizers are wrapped in Keras'
 ``LossScaleOptimizer`` (dynamic loss scaling, as on TensorFlow: the loss is multiplied by the
@@ -234,31 +240,54 @@ class JaxGAN(GANBase):
             new_values.append(ref.value if value is None else value)
         return logs, new_values
 
-    def train_step(self, state, data):
-        trainable, non_trainable, optimizer_values, metrics_values = state
-        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
-        targets = ops.cast(targets, "float32")
-        masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
-        gen, disc = self.generator, self.discriminator
-        g_tr, g_ntr = self._slots["g"]
-        n_g_opt = len(self.g_optimizer.variables)
-        g_opt, d_opt = optimizer_values[:n_g_opt], optimizer_values[n_g_opt:]
-        g_nontrainable = _take(non_trainable, g_ntr)
-        d_in = None
-        if disc is not None:
-            d_tr, d_ntr = self._slots["d"]
-            d_in = (_take(trainable, d_tr), _take(non_trainable, d_ntr), d_opt)
+    def _same_pass_update(self, images, targets, masks, g, d):
+        """Both updates from one forward pass (``adversarial_update="same_pass"``).
 
-        def g_loss_fn(g_trainable):
-            heads, g_nt = gen.stateless_call(g_trainable, g_nontrainable, images, training=True)  # (B, R, R, 1|2) f32
+        ``g`` is the generator's ``(trainable, non_trainable, optimizer)`` value lists, ``d`` the
+        discriminator's; returns both updated triples, the GGO logits and the losses."""
+        gen, disc = self.generator, self.discriminator
+        (g_trainable, g_nontrainable, g_opt), (d_trainable, d_nontrainable, d_opt) = g, d
+
+        def losses_fn(g_tr, d_tr):
+            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1|2) f32
+            seg_total, parts = self._segmentation_loss(targets, heads)
+            logits = heads[..., :1]
+            fake = ops.sigmoid(logits)  # (B, R, R, 1) probabilities, NOT detached
+            real_logits, d_nt = disc.stateless_call(d_tr, d_nontrainable, [images, masks], training=True)
+            fake_logits, d_nt = disc.stateless_call(d_tr, d_nt, [images, fake], training=True)
+            d_loss = self._d_loss(real_logits, fake_logits)
+            adv = adversarial_loss(fake_logits, True, self.adversarial_mode)  # through D before its update
+            g_loss = self.adversarial_weight * adv + seg_total
+            scaled = (self._scale_loss(self.g_optimizer, g_opt, g_loss), self._scale_loss(self.d_optimizer, d_opt, d_loss))
+            losses = {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, **parts}
+            return scaled, (logits, g_nt, d_nt, losses)
+
+        (g_scaled, d_scaled), backward, (logits, g_nt, d_nt, losses) = jax.vjp(
+            losses_fn, g_trainable, d_trainable, has_aux=True
+        )
+        # Each network's gradient of its own loss only: G's of g_loss, D's of d_loss.
+        g_grads, _ = backward((ops.ones_like(g_scaled), ops.zeros_like(d_scaled)))
+        _, d_grads = backward((ops.zeros_like(g_scaled), ops.ones_like(d_scaled)))
+        g_trainable, g_opt = self.g_optimizer.stateless_apply(g_opt, g_grads, g_trainable)
+        d_trainable, d_opt = self.d_optimizer.stateless_apply(d_opt, d_grads, d_trainable)
+        return (g_trainable, g_nt, g_opt), (d_trainable, d_nt, d_opt), logits, losses
+
+    def _sequential_update(self, images, targets, masks, g, d):
+        """D first, then G through the updated D (``adversarial_update="sequential"``, or no
+        discriminator: ``d`` is None). Arguments and result as :meth:`_same_pass_update`'s."""
+        gen, disc = self.generator, self.discriminator
+        g_trainable, g_nontrainable, g_opt = g
+
+        def g_loss_fn(g_tr):
+            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1|2) f32
             seg_total, parts = self._segmentation_loss(targets, heads)
             logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
             if disc is None:
-                d_out, d_loss, adv = d_in, ops.zeros(()), ops.zeros(())
+                d_out, d_loss, adv = d, ops.zeros(()), ops.zeros(())
                 g_loss = seg_total
             else:
                 fake = ops.sigmoid(logits)  # (B, R, R, 1) probabilities
-                d_out, d_loss = self._discriminator_steps(d_in, images, masks, jax.lax.stop_gradient(fake))
+                d_out, d_loss = self._discriminator_steps(d, images, masks, jax.lax.stop_gradient(fake))
                 d_trainable, d_nt, d_opt_values = d_out
                 # Non-saturating G loss through the just-updated discriminator.
                 adv_logits, d_nt = disc.stateless_call(d_trainable, d_nt, [images, fake], training=True)
@@ -268,20 +297,32 @@ class JaxGAN(GANBase):
             losses = {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, **parts}
             return self._scale_loss(self.g_optimizer, g_opt, g_loss), (logits, g_nt, d_out, losses)
 
-        (_, (logits, g_nontrainable_new, d_out, losses)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-            _take(trainable, g_tr)
-        )
-        g_trainable, g_opt_new = self.g_optimizer.stateless_apply(g_opt, g_grads, _take(trainable, g_tr))
+        (_, (logits, g_nt, d_out, losses)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_trainable)
+        g_trainable, g_opt = self.g_optimizer.stateless_apply(g_opt, g_grads, g_trainable)
+        return (g_trainable, g_nt, g_opt), d_out, logits, losses
 
-        trainable = _put(trainable, g_tr, g_trainable)
-        non_trainable = _put(non_trainable, g_ntr, g_nontrainable_new)
-        d_opt_new = d_opt
-        if disc is not None:
-            d_trainable, d_nontrainable, d_opt_new = d_out
-            trainable = _put(trainable, d_tr, d_trainable)
-            non_trainable = _put(non_trainable, d_ntr, d_nontrainable)
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_values, metrics_values = state
+        images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+        targets = ops.cast(targets, "float32")
+        masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
+        n_g_opt = len(self.g_optimizer.variables)
+        g_opt, d_opt = optimizer_values[:n_g_opt], optimizer_values[n_g_opt:]
+        nets = {"g": (*(_take(v, i) for v, i in zip((trainable, non_trainable), self._slots["g"])), g_opt)}
+        if self.discriminator is not None:
+            nets["d"] = (*(_take(v, i) for v, i in zip((trainable, non_trainable), self._slots["d"])), d_opt)
+        same_pass = self.discriminator is not None and self.adversarial_update == "same_pass"
+        update = self._same_pass_update if same_pass else self._sequential_update
+        g_out, d_out, logits, losses = update(images, targets, masks, nets["g"], nets.get("d"))
+        new_opt = list(g_out[2])
+        for key, out in (("g", g_out), ("d", d_out)):
+            if key in nets:
+                (tr, ntr), (new_tr, new_ntr, _) = self._slots[key], out
+                trainable, non_trainable = _put(trainable, tr, new_tr), _put(non_trainable, ntr, new_ntr)
+        if "d" in nets:
+            new_opt += list(d_out[2])
         logs, metrics_values = self._update_metrics(metrics_values, masks, logits, losses)
-        return logs, (trainable, non_trainable, list(g_opt_new) + list(d_opt_new), metrics_values)
+        return logs, (trainable, non_trainable, new_opt, metrics_values)
 
     def test_step(self, state, data):
         trainable, non_trainable, metrics_values = state

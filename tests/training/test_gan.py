@@ -9,13 +9,16 @@ import pytest
 from ggo.models import build_discriminator, build_generator
 from ggo.training import (
     LOSS_NAMES,
+    EarlyStoppingOnValidation,
     NonFiniteLossError,
     RaiseOnNonFinite,
     for_backend,
     make_schedule,
     set_precision,
+    validation_epochs,
 )
-from ggo.training.precision import gpu_available
+from ggo.training.precision import auto_precision, gpu_available, read_cpuinfo
+from update_order import check_update_order_answers, update_order_answers
 
 TRAINER = for_backend("tensorflow")  # this test process runs Keras on TensorFlow
 GAN, make_dataset, make_gan = TRAINER.GAN, TRAINER.make_dataset, TRAINER.make_gan
@@ -87,7 +90,7 @@ def test_compile_requires_a_discriminator_optimizer_when_there_is_a_discriminato
 
 # ------------------------------------------------------------------ precision
 def test_set_precision_resolves_auto_and_rejects_unknown_modes():
-    assert set_precision("auto") == ("mixed_float16" if gpu_available() else "float32")
+    assert set_precision("auto") == auto_precision(gpu=gpu_available(), cpuinfo=read_cpuinfo())
     assert set_precision("mixed_bfloat16") == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     with pytest.raises(ValueError, match="auto, float32, mixed_float16, mixed_bfloat16"):
@@ -127,10 +130,11 @@ def test_supervised_unet_learns_bright_blobs_to_val_dice_above_0_9(data):
     assert max(history.history["val_dice"]) > 0.9
 
 
-def test_unet_with_patchgan_learns_bright_blobs_to_val_dice_above_0_8(data):
+@pytest.mark.parametrize("update", ["sequential", "same_pass"])
+def test_unet_with_patchgan_learns_bright_blobs_to_val_dice_above_0_8(data, update):
     x, y, vx, vy = data
     keras.utils.set_random_seed(0)
-    gan = tiny_gan("patchgan", gen_options={"base_filters": 8})
+    gan = tiny_gan("patchgan", gen_options={"base_filters": 8}, adversarial_update=update)
     history = gan.fit(  # 80 steps of batch 4
         make_dataset(x, y, batch_size=4, shuffle=True), validation_data=make_dataset(vx, vy, batch_size=8),
         epochs=20, verbose=0,
@@ -160,6 +164,23 @@ def test_several_discriminator_steps_per_generator_step(data, mode, smoothing):
     history = gan.fit(make_dataset(x[:8], y[:8], batch_size=4), epochs=1, verbose=0)
     assert int(gan.g_optimizer.iterations) == 2
     assert int(gan.d_optimizer.iterations) == 6
+    assert all(math.isfinite(v[-1]) for v in history.history.values())
+
+
+def test_same_pass_takes_the_generator_gradient_through_the_discriminator_before_its_update():
+    check_update_order_answers(update_order_answers())
+
+
+def test_same_pass_makes_one_discriminator_update_and_refuses_several(data):
+    x, y, _, _ = data
+    with pytest.raises(ValueError, match="d_steps=3.*sequential"):
+        tiny_gan("patchgan", d_steps=3, adversarial_update="same_pass")
+    with pytest.raises(ValueError, match="sequential, same_pass"):
+        tiny_gan("patchgan", adversarial_update="joint")
+    tiny_gan("none", d_steps=3, adversarial_update="same_pass")  # nothing to share without a discriminator
+    gan = tiny_gan("patchgan", adversarial_update="same_pass", jit_compile=True)
+    history = gan.fit(make_dataset(x[:8], y[:8], batch_size=4), epochs=1, verbose=0)
+    assert int(gan.g_optimizer.iterations) == int(gan.d_optimizer.iterations) == 2
     assert all(math.isfinite(v[-1]) for v in history.history.values())
 
 
@@ -234,6 +255,23 @@ def test_early_stopping_on_val_dice_restores_the_best_epoch(data):
     assert restored != pytest.approx(val_dice[-1], abs=1e-6)
 
 
+def test_sparse_validation_validates_every_k_epochs_and_the_last_and_patience_counts_epochs(data):
+    x, y, vx, vy = data
+    assert validation_epochs(0, 7, 3) == [3, 6, 7] and validation_epochs(4, 9, 2) == [6, 8, 9]
+    assert validation_epochs(0, 4, 1) == [1, 2, 3, 4]
+    keras.utils.set_random_seed(0)
+    gan = tiny_gan("none")
+    # Inverted validation masks: the better the blobs are learnt, the worse val_dice, so the
+    # first validation (epoch 2) stays the best; patience 4 epochs = 2 validations of every 2.
+    stop = EarlyStoppingOnValidation(patience_epochs=4, val_every=2)
+    history = gan.fit(
+        make_dataset(x, y, batch_size=4), validation_data=make_dataset(vx, 1.0 - vy, batch_size=8), epochs=20,
+        callbacks=[stop], validation_freq=validation_epochs(0, 20, 2), verbose=0,
+    ).history  # fmt: skip
+    assert len(history["dice"]) == 6 and len(history["val_dice"]) == 3
+    assert history["val_dice"][0] == max(history["val_dice"])
+
+
 def test_model_checkpoint_keeps_best_weights_that_reload_into_a_new_gan(data, tmp_path):
     x, y, vx, vy = data
     keras.utils.set_random_seed(0)
@@ -252,7 +290,7 @@ def test_model_checkpoint_keeps_best_weights_that_reload_into_a_new_gan(data, tm
 
 def test_gan_and_generator_save_and_reload_with_the_same_predictions(data, tmp_path):
     x, y, _, _ = data
-    gan = tiny_gan("patchgan", gen="attention_unet")
+    gan = tiny_gan("patchgan", gen="attention_unet", adversarial_update="same_pass")
     gan.fit(make_dataset(x[:4], y[:4], batch_size=4), epochs=1, verbose=0)
     logits = gan.predict(x[:4], verbose=0)
     assert logits.shape == (4, 32, 32, 1) and (logits.min() < 0 or logits.max() > 1)
@@ -264,6 +302,7 @@ def test_gan_and_generator_save_and_reload_with_the_same_predictions(data, tmp_p
     gan.save(tmp_path / "gan.keras")
     loaded = keras.models.load_model(tmp_path / "gan.keras")
     assert isinstance(loaded, GAN) and loaded.discriminator is not None
+    assert loaded.adversarial_update == "same_pass" and loaded.l1_weight == 100.0
     np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), logits, atol=1e-5)
     assert int(loaded.d_optimizer.iterations) == 1
     loaded.fit(make_dataset(x[:4], y[:4], batch_size=4), epochs=1, verbose=0)  # training resumes

@@ -295,6 +295,8 @@ CASES = [
      "compile": {"d_steps": 2, "label_smoothing": 0.1, "bce_weight": 1.0, "dice_weight": 1.0}},
     {"name": "supervised", "disc": "none", "compile": {"dice_weight": 1.0}},
     {"name": "lung_head", "disc": "patchgan", "lung_head": True, "compile": {"dice_weight": 1.0, "lung_weight": 10.0}},
+    {"name": "same_pass", "disc": "patchgan",
+     "compile": {"adversarial_update": "same_pass", "label_smoothing": 0.1, "dice_weight": 1.0}},
 ]
 
 
@@ -422,6 +424,34 @@ def test_jax_gan_learns_bright_blobs_with_fit_callbacks_and_checkpoints(jax_env,
 
 
 @pytest.mark.slow
+def test_jax_same_pass_update_has_the_known_answer_and_learns(jax_env, tmp_path):
+    from update_order import check_update_order_answers
+
+    check_update_order_answers(result(run_jax([str(Path(__file__).with_name("update_order.py"))], jax_env, tmp_path)))
+    proc = run_jax_script(
+        """
+        x, y = blobs(16)
+        vx, vy = blobs(8, seed=1)
+        set_random_seed(0)
+        gan = make_gan("unet", "patchgan", 32, {**GEN, "base_filters": 8}, {**DISC, "n_layers": 2})
+        gan.compile(keras.optimizers.Adam(2e-3, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5),
+                    adversarial_update="same_pass")
+        history = gan.fit(  # 80 steps of batch 4
+            make_dataset(x, y, batch_size=4, shuffle=True), validation_data=make_dataset(vx, vy, batch_size=8),
+            epochs=20, verbose=0,
+        ).history
+        print("RESULT " + json.dumps({"l1": history["l1"], "val_dice": history["val_dice"], "d_loss": history["d_loss"],
+                                      "steps": [int(gan.g_optimizer.iterations), int(gan.d_optimizer.iterations)]}))
+        """,
+        jax_env, tmp_path,
+    )
+    r = result(proc)
+    assert r["steps"] == [80, 80]
+    assert r["l1"][-1] < 0.5 * r["l1"][0] and r["d_loss"][-1] > 0.0
+    assert max(r["val_dice"]) > 0.8, r["val_dice"]
+
+
+@pytest.mark.slow
 def test_jax_gan_mixed_precisions_scale_losses_and_non_finite_losses_raise(jax_env, tmp_path):
     proc = run_jax_script(
         """
@@ -457,7 +487,9 @@ def test_jax_gan_mixed_precisions_scale_losses_and_non_finite_losses_raise(jax_e
         jax_env, tmp_path,
     )
     r = result(proc)
-    assert r["auto"] == "float32" and r["gpu"] is False
+    from ggo.training.precision import auto_precision, read_cpuinfo
+
+    assert r["gpu"] is False and r["auto"] == auto_precision(gpu=False, cpuinfo=read_cpuinfo())
     for mode, compute in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
         assert r[mode]["finite"] and r[mode]["compute"] == compute, r[mode]
         assert r[mode]["logits"] == r[mode]["d_logits"] == "float32"
