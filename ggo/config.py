@@ -168,6 +168,8 @@ class TrainConfig:
     resume_from: Optional[str] = None  # a checkpoint.weights.h5 to start from (a Hyperband trial continuing its parent)
     initial_epoch: int = 0  # epochs already done by that checkpoint; training runs initial_epoch+1 .. epochs
     backend: Backend = Backend.tensorflow  # Keras backend (tensorflow | jax); JAX trains without TensorFlow
+    # CPU threads of the job's TensorFlow (intra- and inter-op pools; ggo.threads); 0: one per core
+    threads: int = 0
 
 
 @dataclass
@@ -257,6 +259,7 @@ def validate(cfg: dict[str, Any]) -> None:
     need(0.0 <= t["beta_1"] < 1.0, "train.beta_1", t["beta_1"], "must be in [0, 1)")
     need(t["patience"] >= 0, "train.patience", t["patience"], "must be >= 0 (0 turns early stopping off)")
     need(t["warmup_epochs"] >= 0, "train.warmup_epochs", t["warmup_epochs"], "must be >= 0")
+    _check_threads(t, need)
     for key, value in cfg["loss"].items():
         if key != "adversarial_mode":
             need(value >= 0, f"loss.{key}", value, "must be >= 0")
@@ -274,6 +277,17 @@ def validate(cfg: dict[str, Any]) -> None:
         need(cfg["tracking"]["image_every"] >= 1, "tracking.image_every", cfg["tracking"]["image_every"], "must be >= 1")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _check_threads(t: dict[str, Any], need: Any) -> None:
+    """``train.threads``: a count >= 0, and TensorFlow's setting (JAX's XLA pool has none)."""
+    threads = t.get("threads", 0)
+    need(threads >= 0, "train.threads", threads, "must be >= 0 (0 keeps TensorFlow's default, one thread per core)")
+    need(
+        threads == 0 or t.get("backend", "tensorflow") == "tensorflow", "train.threads", threads,
+        "sets TensorFlow's thread pools and has no effect with train.backend=jax: set train.threads=0 "
+        "(or limit the process's cores, e.g. taskset -c 0 python -m ggo.train ...)",
+    )  # fmt: skip
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
