@@ -23,7 +23,7 @@ def test_a_rows_config_is_the_run_config_of_its_settings() -> None:
     case = TrainCase(128, "attention_unet", "mixed_bfloat16", True)
     cfg, default = case_config(case, batch_size=4, base_filters=8, disc_base_filters=300)
     run = to_dict(compose(["gen=attention_unet", "preprocess.resolution=128", "train.batch_size=4",
-                           "train.precision=mixed_bfloat16", "train.jit_compile=true", "tracking=none",
+                           "train.precision=mixed_bfloat16", "train.jit_compile=true", "train.backend=tensorflow", "tracking=none",
                            "gen.base_filters=8", "disc.base_filters=300", "disc.max_filters=300"]))  # fmt: skip
     assert cfg == run and default
 

@@ -122,12 +122,14 @@ def case_config(case: TrainCase, *, batch_size: int, base_filters: int | None = 
                 disc_base_filters: int | None = None) -> tuple[dict[str, Any], bool]:
     """The validated config a ``python -m ggo.train`` run of this row composes, and whether the
     row's own overrides leave it at the defaults (it is then the default path)."""
+    import keras
+
     from ggo.config import compose, to_dict, validate
 
     base = [
         f"gen={case.gen}", "disc=patchgan", "disc.n_layers=3", f"preprocess.resolution={case.resolution}",
         f"train.batch_size={batch_size}", f"train.precision={case.precision}",
-        f"train.jit_compile={str(case.jit_compile).lower()}", "tracking=none",
+        f"train.jit_compile={str(case.jit_compile).lower()}", f"train.backend={keras.backend.backend()}", "tracking=none",
     ]  # fmt: skip
     defaults = to_dict(compose(base))
     for section, value in (("gen", base_filters), ("disc", disc_base_filters)):
