@@ -178,6 +178,8 @@ class TrainConfig:
     # -- speed (issue 14) --
     adversarial_update: AdversarialUpdate = AdversarialUpdate.sequential  # sequential | same_pass
     val_every: int = 1  # validate every k epochs (and always the last one)
+    # CPU threads of the job's TensorFlow (intra- and inter-op pools; ggo.threads); 0: one per core
+    threads: int = 0
 
 
 @dataclass
@@ -272,6 +274,7 @@ def validate(cfg: dict[str, Any]) -> None:
         need(t["d_steps"] == 1, "train.d_steps", t["d_steps"],
              "must be 1 with train.adversarial_update=same_pass (one discriminator pass serves both updates); "
              "use train.adversarial_update=sequential for several discriminator steps")  # fmt: skip
+    _check_threads(t, need)
     for key, value in cfg["loss"].items():
         if key != "adversarial_mode":
             need(value >= 0, f"loss.{key}", value, "must be >= 0")
@@ -289,6 +292,17 @@ def validate(cfg: dict[str, Any]) -> None:
         need(cfg["tracking"]["image_every"] >= 1, "tracking.image_every", cfg["tracking"]["image_every"], "must be >= 1")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _check_threads(t: dict[str, Any], need: Any) -> None:
+    """``train.threads``: a count >= 0, and TensorFlow's setting (JAX's XLA pool has none)."""
+    threads = t.get("threads", 0)
+    need(threads >= 0, "train.threads", threads, "must be >= 0 (0 keeps TensorFlow's default, one thread per core)")
+    need(
+        threads == 0 or t.get("backend", "tensorflow") == "tensorflow", "train.threads", threads,
+        "sets TensorFlow's thread pools and has no effect with train.backend=jax: set train.threads=0 "
+        "(or limit the process's cores, e.g. taskset -c 0 python -m ggo.train ...)",
+    )  # fmt: skip
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:

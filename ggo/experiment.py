@@ -138,6 +138,8 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
 
     t = config["train"]
     trainer = for_backend(t.get("backend", "tensorflow"))  # raises unless Keras runs that backend
+    from ggo.threads import limit_threads  # train.threads: set before TensorFlow starts its thread pools
+    limit_threads(t.get("threads"), backend=trainer.backend)
     tracker.set_tags({"ggo.backend": trainer.backend})
     policy = set_precision(t["precision"])
     set_random_seed(int(t["seed"]))

@@ -3,12 +3,16 @@
 Sections (each can be skipped):
 
 1. training throughput of ggo's ``GAN`` (``fit`` over a fixed synthetic batch) per resolution,
-   generator, precision and XLA setting, beside 2. the pix2pix tutorial's plain training step
-   over fresh instances of the same networks (:mod:`ggo.bench.reference`);
+   generator, precision, XLA setting and any ``--set`` config axis, in windows alternating with
+   2. the pix2pix tutorial's plain training step in float32 over fresh instances of the same
+   networks (:mod:`ggo.bench.reference`); each pair of windows gives a ratio, reported as the
+   median with its interquartile range (:mod:`ggo.bench.paired`);
 3. the input pipeline alone (``make_dataset`` with augmentation);
 4. inference from image files through the logged MLflow model, preprocessing included;
 5. start-up to training, and per-job overhead inside a multirun;
-6. peak resident memory of a 256 px training run.
+6. peak resident memory of a 256 px training run;
+7. the CV row: wall time of the 5-fold 128 px preset one job at a time and as parallel jobs
+   (:mod:`ggo.bench.cvrow`; only with ``--cv-row``).
 
 Results go to a JSON file (``bench.json``) and a markdown file beside it, with the machine they
 came from and the targets ggo holds itself to (:mod:`ggo.bench.report`). This package holds the
@@ -25,8 +29,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-QUICK_STEPS, QUICK_WINDOWS, QUICK_WARMUP = 4, 3, 1
-FULL_STEPS, FULL_WINDOWS, FULL_WARMUP = 10, 5, 2
+# Pairs of windows, seconds a window lasts at least, untimed warm-up steps. The full run's
+# windows are what a verdict needs to steer by; quick ones give an indicative verdict only.
+QUICK_WINDOWS, QUICK_WINDOW_S, QUICK_WARMUP = 5, 1.5, 1
+FULL_WINDOWS, FULL_WINDOW_S, FULL_WARMUP = 10, 3.0, 2
+
+
+class BenchConfigError(ValueError):
+    """A bench option that cannot run: a ``--set`` that does not compose or validate, a missing
+    baseline checkout. Raised before anything is timed."""
 
 
 @dataclasses.dataclass
@@ -41,9 +52,13 @@ class BenchOptions:
     base_filters: int | None = None
     disc_base_filters: int | None = None
     batch_size: int | None = None
-    steps: int | None = None
+    steps: int | None = None  # fixed steps per window; None: calibrated to window_s
     windows: int | None = None
+    window_s: float | None = None
     warmup_steps: int | None = None
+    set_axes: list[str] | None = None  # "KEY=V1[,V2...]": config overrides, a grid axis when several
+    reference_same_settings: bool = False
+    train: bool = True
     reference: bool = True
     pipeline: bool = True
     inference: bool = True
@@ -53,6 +68,8 @@ class BenchOptions:
     inference_size: int = 1024
     memory_resolution: int = 256
     multirun_jobs: int = 3
+    cv_row: bool = False  # minutes of real training: only when asked for (--cv-row)
+    cv_row_options: Any = None  # ggo.bench.cvrow.CvRowOptions (None: its defaults)
     workdir: str | None = None
     backend: str = "tensorflow"  # informational: the process's Keras backend is chosen at start-up
 
@@ -61,26 +78,41 @@ def train_cases(opts: BenchOptions) -> list[Any]:
     """The throughput grid.
 
     Quick mode without grid options: the U-Net at 128 px in float32 and the best mixed
-    precision, XLA off, plus the best mixed precision with XLA (without its reference: compiling
-    both steps with XLA takes longer on a CPU than all the other rows); float32 rows for the
-    Attention U-Net at 128 px and the U-Net at 256 px. Enough for every target."""
+    precision, XLA off, plus the best mixed precision with XLA; float32 rows for the Attention
+    U-Net at 128 px and the U-Net at 256 px. Enough for every target. Each ``--set`` axis
+    multiplies the grid (``train.x=a,b``: every row once with ``a``, once with ``b``)."""
     from ggo.bench.throughput import TrainCase, resolve_precisions
 
     precisions = resolve_precisions(opts.precisions or ["float32", "best"])
     xla = opts.xla if opts.xla is not None else [False, True]
     explicit = any(v is not None for v in (opts.resolutions, opts.gens, opts.precisions, opts.xla))
     if opts.quick and not explicit:
-        cases = [TrainCase(128, "unet", p, False) for p in precisions]
-        cases += [TrainCase(128, "unet", p, True, reference=False) for p in precisions[-1:]]
-        cases += [TrainCase(128, "attention_unet", "float32", False), TrainCase(256, "unet", "float32", False)]
-        return cases
-    return [
-        TrainCase(res, gen, p, j)
-        for res in (opts.resolutions or [128, 256])
-        for gen in (opts.gens or ["unet", "attention_unet"])
-        for p in precisions
-        for j in xla
-    ]
+        cells = [(128, "unet", p, False) for p in precisions] + [(128, "unet", p, True) for p in precisions[-1:]]
+        cells += [(128, "attention_unet", "float32", False), (256, "unet", "float32", False)]
+    else:
+        cells = [
+            (res, gen, p, j)
+            for res in (opts.resolutions or [128, 256])
+            for gen in (opts.gens or ["unet", "attention_unet"])
+            for p in precisions
+            for j in xla
+        ]
+    return [TrainCase(*cell, overrides=ov) for cell in cells for ov in override_grid(opts.set_axes or [])]
+
+
+def override_grid(axes: list[str]) -> list[tuple[str, ...]]:
+    """``["a.b=1,2", "c=x"]`` -> ``[("a.b=1", "c=x"), ("a.b=2", "c=x")]``: every combination of
+    the ``--set`` values (a comma separates the values of one key, as in a Hydra sweep)."""
+    import itertools
+
+    choices = []
+    for axis in axes:
+        key, sep, values = axis.partition("=")
+        items = [v.strip() for v in values.split(",")]
+        if not sep or not key.strip() or not all(items):
+            raise BenchConfigError(f"--set {axis!r}: expected KEY=VALUE or KEY=V1,V2,... (e.g. train.d_steps=1,2)")
+        choices.append([f"{key.strip()}={v}" for v in items])
+    return [tuple(combo) for combo in itertools.product(*choices)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,24 +120,22 @@ class _Plan:
     """The settings every section shares: the options resolved against ggo's ``conf/`` defaults."""
 
     batch: int
-    steps: int
-    windows: int
-    warmup: int
+    timing: Any  # ggo.bench.throughput.Timing
+    base_filters: int | None
+    disc_base_filters: int | None
     gen: dict[str, dict[str, Any]]  # generator name -> its options
     disc: dict[str, Any]  # the 70 px PatchGAN's options
     loss: dict[str, dict[str, Any]]  # generator name -> its loss defaults
-    shorter_above_128: bool  # quick mode without --steps
-
-    def steps_at(self, resolution: int) -> int:
-        # Quick mode keeps windows about as long at 256 px as at 128 px (a step costs ~4x).
-        return max(2, self.steps // 2) if self.shorter_above_128 and resolution > 128 else self.steps
 
     def settings(self) -> dict[str, Any]:
         """The ``settings`` entry of the result."""
+        t = self.timing
         return {
-            "batch_size": self.batch, "steps_per_window": self.steps, "windows": self.windows,
-            "warmup_steps": self.warmup, "gen": {g: dict(o) for g, o in self.gen.items()},
-            "disc": {"name": "patchgan", **self.disc}, "loss": self.loss["unet"],
+            "batch_size": self.batch, "windows": t.windows, "min_window_s": t.min_window_s,
+            "steps_per_window": t.steps or "calibrated", "warmup_steps": t.warmup_steps,
+            "reference": "each row's precision and XLA" if t.reference_same_settings else "float32 without XLA",
+            "gen": {g: dict(o) for g, o in self.gen.items()}, "disc": {"name": "patchgan", **self.disc},
+            "loss": self.loss["unet"],
         }  # fmt: skip
 
 
@@ -118,36 +148,47 @@ def _with_base_filters(options: dict[str, Any], base_filters: int | None) -> dic
 
 
 def _plan(opts: BenchOptions) -> _Plan:
-    from ggo.bench.throughput import conf_defaults
+    from ggo.bench.throughput import Timing, conf_defaults
 
     defaults = {gen: conf_defaults(gen) for gen in ("unet", "attention_unet")}
+    timing = Timing(
+        windows=opts.windows or (QUICK_WINDOWS if opts.quick else FULL_WINDOWS),
+        min_window_s=opts.window_s or (QUICK_WINDOW_S if opts.quick else FULL_WINDOW_S),
+        warmup_steps=opts.warmup_steps or (QUICK_WARMUP if opts.quick else FULL_WARMUP),
+        steps=opts.steps,
+        reference_same_settings=opts.reference_same_settings,
+    )
     return _Plan(
         batch=opts.batch_size or defaults["unet"]["batch_size"],
-        steps=opts.steps or (QUICK_STEPS if opts.quick else FULL_STEPS),
-        windows=opts.windows or (QUICK_WINDOWS if opts.quick else FULL_WINDOWS),
-        warmup=opts.warmup_steps or (QUICK_WARMUP if opts.quick else FULL_WARMUP),
+        timing=timing,
+        base_filters=opts.base_filters,
+        disc_base_filters=opts.disc_base_filters,
         gen={gen: _with_base_filters(d["gen"], opts.base_filters) for gen, d in defaults.items()},
         disc=_with_base_filters(defaults["unet"]["disc"], opts.disc_base_filters),
         loss={gen: d["loss"] for gen, d in defaults.items()},
-        shorter_above_128=opts.quick and not opts.steps,
     )
 
 
 def _train_rows(cases: list[Any], plan: _Plan, opts: BenchOptions, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Section 1 and 2: one throughput row per grid case."""
-    from ggo.bench.throughput import measure_train_case
+    """Section 1 and 2: one throughput row per grid case. Every row's config is composed and
+    validated first, so a bad ``--set`` fails before anything is timed."""
+    from ggo.bench.throughput import case_config, measure_train_case
 
+    cases = [dataclasses.replace(c, reference=c.reference and opts.reference) for c in cases]
+    configs = []
+    for case in cases:
+        try:
+            configs.append(case_config(case, batch_size=plan.batch, base_filters=plan.base_filters,
+                                       disc_base_filters=plan.disc_base_filters))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - Hydra's and the schema's errors name the key
+            raise BenchConfigError(f"the row {case.resolution} px {case.gen} {case.mode()} does not compose: {exc}") from exc
     rows = []
-    for i, case in enumerate(cases, 1):
-        row = measure_train_case(
-            case, batch_size=plan.batch, gen_opts=dict(plan.gen[case.gen]), disc_opts=dict(plan.disc),
-            loss=plan.loss[case.gen], steps=plan.steps_at(case.resolution), windows=plan.windows,
-            warmup_steps=plan.warmup, reference=opts.reference, log=log,
-        )  # fmt: skip
+    for i, (case, (cfg, default)) in enumerate(zip(cases, configs), 1):
+        row = measure_train_case(case, cfg, timing=plan.timing, default_settings=default, log=log)
         rows.append(row)
-        log(f"[bench] train {i}/{len(cases)} {case.resolution} px {case.gen} {case.precision} "
-            f"XLA {'on' if case.jit_compile else 'off'}: ggo {row['images_per_s']} img/s, "
-            f"reference {row['reference_images_per_s']} img/s")  # fmt: skip
+        log(f"[bench] train {i}/{len(cases)} {case.resolution} px {case.gen} {case.mode()}: ggo {row['images_per_s']} "
+            f"img/s, reference {row['reference_images_per_s']} img/s, ggo/ref CPU {row['cpu_ratio']} "
+            f"(IQR {row.get('cpu_ratio_iqr')})")  # fmt: skip
     return rows
 
 
@@ -218,9 +259,20 @@ def _subprocess_sections(opts: BenchOptions, tmp: Path, sections: _Sections) -> 
     return out
 
 
+def _cv_row(opts: BenchOptions, tmp: Path, sections: _Sections) -> dict[str, Any]:
+    """Section 7: the CV row's wall time, one job at a time and as parallel jobs."""
+    got = None
+    if opts.cv_row:
+        from ggo.bench.cvrow import CvRowOptions, measure_cv_row
+
+        got = sections.run("cv_row", lambda: measure_cv_row(opts.cv_row_options or CvRowOptions(), tmp, log=sections.log))
+    return {"cv_row": got}
+
+
 def _skipped(opts: BenchOptions) -> list[str]:
-    switches = (("reference", opts.reference), ("input_pipeline", opts.pipeline), ("inference", opts.inference),
-                ("overhead", opts.overhead), ("memory", opts.memory))  # fmt: skip
+    switches = (("train", opts.train), ("reference", opts.reference), ("input_pipeline", opts.pipeline),
+                ("inference", opts.inference), ("overhead", opts.overhead), ("memory", opts.memory),
+                ("cv_row", opts.cv_row))  # fmt: skip
     return [name for name, on in switches if not on]
 
 
@@ -233,6 +285,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     # The backend switch, once: it checks Keras runs opts.backend (and, off TensorFlow, keeps
     # Keras from importing it). ggo.bench.throughput still imports the GAN and pipeline by name.
     for_backend(opts.backend, by=f"run_bench(backend={opts.backend!r})")
+    if opts.cv_row and (opts.cv_row_options and opts.cv_row_options.baseline):
+        from ggo.bench.cvrow import check_checkout
+
+        check_checkout(opts.cv_row_options.baseline)  # before anything is timed
     started = time.perf_counter()
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -242,14 +298,16 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     plan = _plan(opts)
     log(f"[bench] {result['machine']['device']}; load average {result['machine']['load_average_start']}")
     result["settings"] = plan.settings()
-    cases = train_cases(opts)
+    cases = train_cases(opts) if opts.train else []
     result["train"] = _train_rows(cases, plan, opts, log)
 
     sections = _Sections(log)
-    result.update(_pipeline(opts, plan, sorted({c.resolution for c in cases}), sections))
+    resolutions = sorted({c.resolution for c in cases}) or sorted(opts.resolutions or [128, 256])
+    result.update(_pipeline(opts, plan, resolutions, sections))
     with tempfile.TemporaryDirectory(prefix="ggo-bench-", dir=opts.workdir) as tmp:
         result.update(_inference(opts, plan, Path(tmp), sections))
         result.update(_subprocess_sections(opts, Path(tmp), sections))
+        result.update(_cv_row(opts, Path(tmp), sections))
     result["skipped"] = _skipped(opts)
     result["errors"] = sections.errors
     result["targets"] = report.evaluate_targets(result)
@@ -258,4 +316,4 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     return result
 
 
-__all__ = ["BenchOptions", "run_bench", "train_cases"]
+__all__ = ["BenchConfigError", "BenchOptions", "override_grid", "run_bench", "train_cases"]

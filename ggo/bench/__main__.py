@@ -7,34 +7,51 @@ import sys
 from collections.abc import Sequence
 
 from ggo.backend import BACKENDS, select_backend
-from ggo.bench import BenchOptions, run_bench
+from ggo.bench import BenchConfigError, BenchOptions, run_bench
 
 EPILOG = """\
 sections (each has a --skip flag or --no-reference):
   train         images/s of ggo's GAN.fit (float32 and the device's best mixed precision,
-                XLA off and on) beside the pix2pix tutorial's plain step over the same networks
+                XLA off and on, times each --set axis), built from the composed run config,
+                in windows alternating with the pix2pix tutorial's plain step in float32
+                without XLA over the same networks (ggo, ref, ggo, ref, ...)
   pipeline      images/s of make_dataset(shuffle, augmentation) iterated without training
   inference     images/s of the logged MLflow model's predict over 1024 px PNG/JPEG files
   overhead      start-up to training (tiny config, tracking=none) and per-job overhead of a
                 3-job tiny multirun (MLflow run wall time - fit time)
   memory        peak RSS of a 1-epoch 256 px run of the default U-Net + 70 px PatchGAN
+  cv-row        wall time of python -m ggo.train -m +sweeps=cv preprocess=res128
+                train.epochs=6 train.patience=0 on the real data, one job at a time
+                (train.threads=<cores>) and as 2 parallel joblib jobs (train.threads=<cores/2>);
+                with --cv-row-baseline DIR also the plain command from the checkout DIR.
+                Only with --cv-row (about 4 minutes here, 6 with a baseline).
+
+ratios and verdicts: each pair of windows gives ggo's images/s over the reference's, in wall
+and in CPU time; the table shows the median and the interquartile range (p25-p75). A target
+holds when p25 >= its threshold, misses when p75 < it, and is inconclusive when the range
+straddles it. Targets are judged on the CPU-time ratio (wall clock on a GPU). A verdict from
+fewer than 10 pairs or windows shorter than 3 s (--quick: 5 pairs of 1.5 s) is marked
+indicative only.
 
 the full grid is --resolutions 128,256 --gens unet,attention_unet --precisions float32,best
 --xla off,on; --quick measures the U-Net at 128 px in float32 and the best mixed precision
-(plus that precision with XLA, without its reference), float32 rows for the Attention U-Net
-(128 px) and the U-Net (256 px), with fewer and shorter windows (under 3 minutes on 2 CPU cores).
-Any grid option given replaces the quick grid by the product of the options.
+(plus that precision with XLA), float32 rows for the Attention U-Net (128 px) and the U-Net
+(256 px). Any grid option given replaces the quick grid by the product of the options.
 
-timings on a shared machine are noisy: the JSON records the load average at start and end.
+timings on a shared machine are noisy: the JSON records the load average at start and end,
+and every window's wall and CPU seconds.
 
 backends: --backend jax times JaxGAN on the numpy input pipeline (no TensorFlow in the process;
 the pix2pix reference step is TensorFlow's tutorial code, so JAX rows have no reference column),
-and the start-up, multirun and memory runs train with train.backend=jax.
+and the start-up, multirun and memory runs train with train.backend=jax (no CV row).
 
 examples:
   python -m ggo.bench --quick
+  python -m ggo.bench --cv-row --cv-row-baseline ../main        # the README's table and targets
+  python -m ggo.bench --quick --set train.d_steps=1,2           # a config key as a grid axis
+  python -m ggo.bench --cv-row --skip-train --skip-pipeline --skip-inference --skip-overhead \\
+      --skip-memory --cv-row-baseline ../main                    # the CV row alone, vs another commit
   python -m ggo.bench --quick --backend jax --out bench-jax.json
-  python -m ggo.bench --out results/bench.json
   python -m ggo.bench --resolutions 64 --gens unet --precisions float32 --xla off --steps 2 \\
       --windows 2 --skip-overhead --skip-memory           # a smoke run in seconds
 """
@@ -82,6 +99,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _assignment(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a ggo.train override), got {text!r}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ggo.bench",
@@ -91,7 +121,8 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="a reduced grid and fewer windows (under 3 minutes on 2 cores)")
+    p.add_argument("--quick", action="store_true",
+                   help="a reduced grid, 5 pairs of 1.5 s windows (indicative verdicts only; about 5 minutes on 2 cores)")
     p.add_argument("--backend", choices=BACKENDS, default="tensorflow",
                    help="the Keras backend to train on (default: tensorflow)")
     p.add_argument("--out", default="bench.json", help="the JSON file (default: bench.json); the markdown goes beside it as <stem>.md")
@@ -105,16 +136,34 @@ def parser() -> argparse.ArgumentParser:
     grid.add_argument("--base-filters", type=_positive, metavar="N", help="generator base filters (default: conf/gen, 16)")
     grid.add_argument("--disc-base-filters", type=_positive, metavar="N", help="PatchGAN base filters (default: conf/disc/patchgan, 32)")
     grid.add_argument("--batch-size", type=_positive, metavar="N", help="images per step (default: conf/train, 8)")
+    grid.add_argument("--set", dest="set_axes", action="append", type=_assignment, metavar="KEY=V[,V...]",
+                      help="a ggo.train config override for every row (repeatable); several comma-separated values "
+                      "make it a grid axis (e.g. --set train.d_steps=1,2). The row built from defaults is the default path")  # fmt: skip
     timing = p.add_argument_group("timing")
-    timing.add_argument("--steps", type=_positive, metavar="N", help="train steps per timed window (default 10; quick 4, 2 at 256 px)")
-    timing.add_argument("--windows", type=_positive, metavar="N", help="timed windows per row; the median counts (default 5, quick 3)")
+    timing.add_argument("--windows", type=_positive, metavar="N", help="pairs of windows (ggo, ref) per row (default 10, quick 5)")
+    timing.add_argument("--window-s", type=_seconds, metavar="S",
+                        help="each window lasts at least S seconds: steps per window are calibrated after warm-up (default 3, quick 1.5)")
+    timing.add_argument("--steps", type=_positive, metavar="N", help="fixed train steps per window instead of calibrating to --window-s")
     timing.add_argument("--warmup-steps", type=_positive, metavar="N", help="untimed steps first (tracing, XLA compile); default 2, quick 1")
+    timing.add_argument("--reference-same-settings", action="store_true",
+                        help="time the reference in each row's precision and XLA setting (default: float32 without XLA, "
+                        "the yardstick of every target)")  # fmt: skip
     skip = p.add_argument_group("sections")
+    skip.add_argument("--skip-train", action="store_true", help="do not time training (no throughput rows)")
     skip.add_argument("--no-reference", action="store_true", help="do not time the pix2pix reference step")
     skip.add_argument("--skip-pipeline", action="store_true", help="do not time the input pipeline")
     skip.add_argument("--skip-inference", action="store_true", help="do not time inference from files")
     skip.add_argument("--skip-overhead", action="store_true", help="do not measure start-up and multirun overhead (subprocesses)")
     skip.add_argument("--skip-memory", action="store_true", help="do not measure the peak memory of a training run (subprocess)")
+    cv = p.add_argument_group("CV row")
+    cv.add_argument("--cv-row", action="store_true", help="also time the CV row (minutes; needs the real dataset)")
+    cv.add_argument("--cv-row-epochs", type=_positive, default=6, metavar="N", help="train.epochs of every fold (default 6)")
+    cv.add_argument("--cv-row-jobs", type=int, default=2, metavar="N", help="parallel jobs of the joblib way (default 2)")
+    cv.add_argument("--cv-row-repeats", type=_positive, default=1, metavar="N", help="runs per way, alternating (default 1)")
+    cv.add_argument("--cv-row-baseline", metavar="DIR",
+                    help="also time the plain command from the ggo checkout DIR (PYTHONPATH=DIR), e.g. the main branch")
+    cv.add_argument("--cv-row-set", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
+                    help="an extra override of every CV-row command (repeatable), e.g. data.root=...")
     more = p.add_argument_group("other settings")
     more.add_argument("--inference-files", type=_positive, metavar="N", help="image files to predict (default 16, quick 6)")
     more.add_argument("--inference-size", type=_positive, default=1024, metavar="PX", help="side of the image files (default 1024)")
@@ -125,15 +174,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def options(args: argparse.Namespace) -> BenchOptions:
+    from ggo.bench.cvrow import CvRowOptions
+
     if args.multirun_jobs < 2:
         raise SystemExit("--multirun-jobs must be at least 2 (the first job and the later ones are reported apart)")
+    if args.cv_row_jobs < 2:
+        raise SystemExit(f"--cv-row-jobs must be at least 2 (the parallel way runs that many jobs at once), got {args.cv_row_jobs}")
+    cv_row = CvRowOptions(
+        epochs=args.cv_row_epochs, jobs=args.cv_row_jobs, repeats=args.cv_row_repeats, baseline=args.cv_row_baseline,
+        overrides=tuple(args.cv_row_set),
+    )  # fmt: skip
     return BenchOptions(
         quick=args.quick, resolutions=args.resolutions, gens=args.gens, precisions=args.precisions, xla=args.xla,
         base_filters=args.base_filters, disc_base_filters=args.disc_base_filters, batch_size=args.batch_size,
-        steps=args.steps, windows=args.windows, warmup_steps=args.warmup_steps, reference=not args.no_reference,
-        pipeline=not args.skip_pipeline, inference=not args.skip_inference, overhead=not args.skip_overhead,
-        memory=not args.skip_memory, inference_files=args.inference_files, inference_size=args.inference_size,
-        memory_resolution=args.memory_resolution, multirun_jobs=args.multirun_jobs, workdir=args.workdir,
+        steps=args.steps, windows=args.windows, window_s=args.window_s, warmup_steps=args.warmup_steps,
+        set_axes=args.set_axes, reference_same_settings=args.reference_same_settings, train=not args.skip_train,
+        reference=not args.no_reference, pipeline=not args.skip_pipeline, inference=not args.skip_inference,
+        overhead=not args.skip_overhead, memory=not args.skip_memory, inference_files=args.inference_files,
+        inference_size=args.inference_size, memory_resolution=args.memory_resolution,
+        multirun_jobs=args.multirun_jobs, cv_row=args.cv_row, cv_row_options=cv_row, workdir=args.workdir,
         backend=args.backend,
     )  # fmt: skip
 
@@ -149,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from ggo.bench import report
 
-    result = run_bench(options(args))
+    try:
+        result = run_bench(options(args))
+    except BenchConfigError as exc:  # a --set that does not compose, a missing baseline: before any timing
+        raise SystemExit(f"python -m ggo.bench: {exc}") from exc
     json_path, md_path = report.write_reports(result, args.out)
     print()
     print("\n".join(report.machine_lines(result["machine"])))

@@ -67,11 +67,11 @@ def python_module_cmd(module: str, *args: str) -> list[str]:
     return [sys.executable, "-c", _WITH_PEAK, module, *args]
 
 
-def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float) -> dict[str, Any]:
-    """Run ``cmd``; return its output lines with arrival times (seconds after launch), exit
-    code, wall time, and its peak resident memory (MB) when it printed one (see
-    :func:`python_module_cmd`)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` (in ``env``, default this process's environment); return its output lines
+    with arrival times (seconds after launch), exit code, wall time, and its peak resident memory
+    (MB) when it printed one (see :func:`python_module_cmd`)."""
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(
         list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
@@ -105,7 +105,8 @@ def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float) -> dict[st
     }
 
 
-def _check(result: dict[str, Any], what: str) -> None:
+def check_finished(result: dict[str, Any], what: str) -> None:
+    """Raise with the output's last lines unless the command exited 0 in time."""
     if result["returncode"] != 0 or result["timed_out"]:
         tail = "\n".join(line for _, line in result["lines"][-25:])
         reason = "timed out" if result["timed_out"] else f"exited with {result['returncode']}"
@@ -180,7 +181,7 @@ def measure_startup(workdir: Path, *, timeout: float = 300) -> dict[str, Any]:
         cwd=workdir,
         timeout=timeout,
     )
-    _check(result, "the start-up run")
+    check_finished(result, "the start-up run")
     return {
         **parse_startup(result["lines"]),
         "wall_s": round(result["wall_s"], 2),
@@ -206,7 +207,7 @@ def measure_multirun(workdir: Path, *, jobs: int = 3, timeout: float = 600) -> d
         cwd=workdir,
         timeout=timeout,
     )
-    _check(result, "the multirun")
+    check_finished(result, "the multirun")
     exp = tracking.find_experiment(uri, experiment)
     runs = tracking.search_runs(uri, [exp.experiment_id]) if exp else []
     children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId")), key=lambda r: r.info.start_time)
@@ -240,7 +241,7 @@ def measure_memory(workdir: Path, *, resolution: int = 256, n_images: int = 40, 
         cwd=workdir,
         timeout=timeout,
     )
-    _check(result, "the memory run")
+    check_finished(result, "the memory run")
     if result["peak_rss_mb"] is None:
         raise RuntimeError("the memory run printed no peak memory line")
     return {
@@ -254,6 +255,7 @@ def measure_memory(workdir: Path, *, resolution: int = 256, n_images: int = 40, 
 
 __all__ = [
     "TINY",
+    "check_finished",
     "job_overheads",
     "measure_memory",
     "measure_multirun",

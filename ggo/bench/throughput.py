@@ -1,16 +1,21 @@
 """Training throughput of ggo's GAN against the pix2pix reference step, and the input pipeline.
 
-ggo is timed on its real default path: ``GAN.fit`` (its ``train_step`` as Keras runs it, with
-the ``RaiseOnNonFinite`` callback ``GAN.fit`` adds) over a fixed ``tf.data`` dataset that repeats
-one synthetic batch, so the numbers are the step's cost, not the input pipeline's. The reference
-step (:mod:`ggo.bench.reference`) trains fresh instances of the same architectures on the same
-batch through the same kind of dataset iterator. Timed windows alternate between the two so a
-load change on a shared machine hits both alike; the reported figure is the median window.
+ggo is timed on its real path: each grid row composes the config a run with those settings
+composes (``ggo.config.compose``, plus any ``--set KEY=VALUE`` overrides) and builds and compiles
+the GAN the way a run does (``ggo.experiment.build_gan``), so any ``train.*`` option that changes
+the step is benchmarked by naming it. The step runs through ``GAN.fit`` (its ``train_step`` as Keras
+runs it, with the ``RaiseOnNonFinite`` callback ``GAN.fit`` adds) over a ``tf.data`` dataset that
+repeats one synthetic batch, so the numbers are the step's cost, not the input pipeline's.
 
-Each window is also timed in this process's CPU time (``images_per_cpu_s``, ``cpu_ratio``). On
-a machine shared with other jobs the wall-clock figures swing with their load, while the CPU
-seconds a step costs stay nearly put, so the CPU ratio is the steadier comparison there. (On a
-GPU the CPU time measures the host side only: compare wall clock.)
+The yardstick (:mod:`ggo.bench.reference`) is the pix2pix tutorial's step in float32 without XLA
+over fresh instances of the same architectures and batch: every row's ratio is "this mode of ggo
+against the reference's float32", which for the float32 row is the same-settings comparison
+(``--reference-same-settings`` times the reference in each row's precision and XLA setting
+instead). Windows of ggo and the reference alternate and each pair gives one ratio
+(:mod:`ggo.bench.paired`), in wall time and in this process's CPU time. On a machine shared with
+other jobs the wall-clock figures swing with their load, while the CPU seconds a step costs stay
+nearly put, so the CPU ratio is the steadier comparison there. (On a GPU the CPU time measures
+the host side only: compare wall clock.)
 """
 
 from __future__ import annotations
@@ -82,7 +87,58 @@ class TrainCase:
     gen: str
     precision: str
     jit_compile: bool
-    reference: bool = True  # also time the reference step (quick mode skips it for XLA rows)
+    reference: bool = True  # also time the reference step
+    overrides: tuple[str, ...] = ()  # config overrides of this row (``--set``), e.g. train.x=y
+
+    def mode(self) -> str:
+        """``mixed_bfloat16 + XLA [train.x=y]``: what distinguishes the row within its cell."""
+        extra = f" [{' '.join(self.overrides)}]" if self.overrides else ""
+        return f"{self.precision}{' + XLA' if self.jit_compile else ''}{extra}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How a row is timed (see :mod:`ggo.bench.paired`)."""
+
+    windows: int = 10  # pairs of windows (ggo, reference)
+    min_window_s: float = 3.0  # steps per window are calibrated so each window lasts at least this
+    warmup_steps: int = 2  # untimed steps first (tracing, XLA compile)
+    steps: int | None = None  # fixed steps per window instead of calibrating
+    probe_steps: int = 2  # steps of the calibration window of each side
+    reference_same_settings: bool = False  # reference in the row's precision/XLA, not float32
+
+    def indicative(self, pairs: list[dict[str, float]]) -> bool:
+        """Too few or too short windows for a verdict to steer by (below 10 pairs of 3 s)."""
+        from ggo.bench.paired import median_shorter_window_s
+
+        return self.windows < STEER_WINDOWS or median_shorter_window_s(pairs) < 0.95 * STEER_WINDOW_S
+
+
+#: What a verdict needs to steer by (issue 14): at least 10 windows each of at least 3 s.
+STEER_WINDOWS, STEER_WINDOW_S = 10, 3.0
+
+
+def case_config(case: TrainCase, *, batch_size: int, base_filters: int | None = None,
+                disc_base_filters: int | None = None) -> tuple[dict[str, Any], bool]:
+    """The validated config a ``python -m ggo.train`` run of this row composes, and whether the
+    row's own overrides leave it at the defaults (it is then the default path)."""
+    import keras
+
+    from ggo.config import compose, to_dict, validate
+
+    base = [
+        f"gen={case.gen}", "disc=patchgan", "disc.n_layers=3", f"preprocess.resolution={case.resolution}",
+        f"train.batch_size={batch_size}", f"train.precision={case.precision}",
+        f"train.jit_compile={str(case.jit_compile).lower()}", f"train.backend={keras.backend.backend()}", "tracking=none",
+    ]  # fmt: skip
+    defaults = to_dict(compose(base))
+    for section, value in (("gen", base_filters), ("disc", disc_base_filters)):
+        if value:
+            base += [f"{section}.base_filters={value}", f"{section}.max_filters={max(value, defaults[section]['max_filters'])}"]
+    plain = to_dict(compose(base))
+    cfg = to_dict(compose([*base, *case.overrides])) if case.overrides else plain
+    validate(cfg)
+    return cfg, cfg == plain
 
 
 def _window_timer() -> Any:
@@ -105,28 +161,24 @@ def _window_timer() -> Any:
     return WindowTimer()
 
 
-def _build_pair(case: TrainCase, gen_opts: dict, disc_opts: dict):
-    from ggo.models import build_models
-
-    return build_models({"name": case.gen, **gen_opts}, {"name": "patchgan", **disc_opts}, case.resolution)
-
-
-def _median_rate(seconds: list[float], images: int) -> float:
-    return images / statistics.median(seconds)
-
-
-def _empty_row(case: TrainCase, batch_size: int, gen_opts: dict, disc_opts: dict, steps: int, windows: int) -> dict[str, Any]:
+def _empty_row(case: TrainCase, cfg: dict[str, Any], default: bool, timing: Timing) -> dict[str, Any]:
+    same = timing.reference_same_settings
     return {
         "resolution": case.resolution,
         "gen": case.gen,
-        "disc": f"patchgan{70 if disc_opts.get('n_layers', 3) == 3 else ''}",
-        "base_filters": int(gen_opts["base_filters"]),
-        "disc_base_filters": int(disc_opts["base_filters"]),
-        "batch_size": batch_size,
+        "disc": f"patchgan{70 if cfg['disc']['n_layers'] == 3 else ''}",
+        "base_filters": int(cfg["gen"]["base_filters"]),
+        "disc_base_filters": int(cfg["disc"]["base_filters"]),
+        "batch_size": int(cfg["train"]["batch_size"]),
         "precision": case.precision,
         "jit_compile": case.jit_compile,
-        "steps_per_window": steps,
-        "windows": windows,
+        "overrides": list(case.overrides),
+        "default_settings": default,
+        "reference_precision": case.precision if same else "float32",
+        "reference_jit_compile": case.jit_compile if same else False,
+        "windows": timing.windows,
+        "min_window_s": timing.min_window_s,
+        "steps_per_window": timing.steps,
         "images_per_s": None,
         "reference_images_per_s": None,
         "ratio": None,
@@ -134,38 +186,26 @@ def _empty_row(case: TrainCase, batch_size: int, gen_opts: dict, disc_opts: dict
     }
 
 
-def _compiled_gan(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: dict, optimizer: dict) -> Any:
-    """ggo's GAN of the backend, built and compiled as a run with these sections is."""
+def _build_gan(cfg: dict[str, Any], images: np.ndarray) -> Any:
+    """ggo's GAN built and compiled by the function a run uses, from the row's config."""
     import keras
 
+    from ggo.experiment import RunData, build_gan  # the run's own builder: every train.* option counts
+    from ggo.tracking import Tracker
     from ggo.training import for_backend
 
-    GAN = for_backend(keras.backend.backend(), by="the bench").GAN  # noqa: N806 - a class
-
-    def adam(lr: str) -> Any:
-        return keras.optimizers.Adam(float(optimizer[lr]), beta_1=float(optimizer["beta_1"]))
-
-    gan = GAN(*_build_pair(case, gen_opts, disc_opts))
-    gan.compile(
-        g_optimizer=adam("g_lr"),
-        d_optimizer=adam("d_lr"),
-        adversarial_weight=float(loss["adversarial"]),
-        l1_weight=float(loss["l1"]),
-        bce_weight=float(loss["bce"]),
-        dice_weight=float(loss["dice"]),
-        adversarial_mode=loss["adversarial_mode"],
-        label_smoothing=float(loss["label_smoothing"]),
-        jit_compile=case.jit_compile,
-    )
-    return gan
+    trainer = for_backend(keras.backend.backend(), by="the bench")
+    return build_gan(cfg, Tracker(), RunData(images, None, None, int(cfg["preprocess"]["resolution"]), trainer))
 
 
-def _reference_window(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: dict, dataset: Any) -> tuple[Callable, list]:
-    """A function timing ``n`` pix2pix reference steps on fresh networks, and its last losses."""
+def _reference_window(cfg: dict[str, Any], jit_compile: bool, dataset: Any) -> tuple[Callable, list]:
+    """A function timing ``n`` pix2pix reference steps on fresh networks of the row's
+    architectures (built under the current precision policy), and its last losses."""
     from ggo.bench.reference import make_reference_step
+    from ggo.models import build_models
 
-    r_gen, r_disc = _build_pair(case, gen_opts, disc_opts)
-    ref_step = make_reference_step(r_gen, r_disc, l1_weight=float(loss["l1"]), jit_compile=case.jit_compile)
+    r_gen, r_disc = build_models(cfg["gen"], cfg["disc"], int(cfg["preprocess"]["resolution"]))
+    ref_step = make_reference_step(r_gen, r_disc, l1_weight=float(cfg["loss"]["l1"]), jit_compile=jit_compile)
     ref_iter = iter(dataset)
     ref_losses: list[float] = []
 
@@ -179,96 +219,87 @@ def _reference_window(case: TrainCase, gen_opts: dict, disc_opts: dict, loss: di
     return ref_window, ref_losses
 
 
-def _rates(row: dict[str, Any], prefix: str, seconds: list[tuple[float, float]], n_images: int) -> None:
-    """Median images/s (wall and CPU) and the per-window times into ``row`` under ``prefix``."""
-    row[f"{prefix}images_per_s"] = round(_median_rate([w for w, _ in seconds], n_images), 2)
-    row[f"{prefix}images_per_cpu_s"] = round(_median_rate([c for _, c in seconds], n_images), 2)
-    row[f"{prefix}window_s"] = [round(w, 3) for w, _ in seconds]
-    row[f"{prefix}window_cpu_s"] = [round(c, 3) for _, c in seconds]
+def _warm(window: Callable, steps: int) -> float:
+    t = time.perf_counter()
+    window(steps)
+    return round(time.perf_counter() - t, 2)
 
 
-def _time_windows(
-    row: dict[str, Any],
-    ggo_window: Callable,
-    timer: Any,
-    ref_window: Callable | None,
-    ref_losses: list | None,
-    *,
-    steps: int,
-    windows: int,
-    batch_size: int,
-) -> None:
-    """Alternate ``windows`` timed windows of ggo and the reference (a load change on a shared
-    machine hits both alike); write the median rates, finiteness and ratios into ``row``."""
-    ggo_seconds, ref_seconds = [], []
-    finite = True
-    for _ in range(windows):
-        ggo_seconds.append(ggo_window(steps))
-        finite &= all(math.isfinite(timer.logs.get(k, math.nan)) for k in ("g_loss", "d_loss"))
-        if ref_window is not None:
-            ref_seconds.append(ref_window(steps))
-    _rates(row, "", ggo_seconds, steps * batch_size)
-    row["finite"] = bool(finite)
-    row["g_loss"] = round(timer.logs.get("g_loss", math.nan), 4)
-    if ref_window is not None:
-        _rates(row, "reference_", ref_seconds, steps * batch_size)
-        row["reference_finite"] = all(math.isfinite(v) for v in ref_losses)
-        row["ratio"] = round(row["images_per_s"] / row["reference_images_per_s"], 3)
-        row["cpu_ratio"] = round(row["images_per_cpu_s"] / row["reference_images_per_cpu_s"], 3)
+def _summarise(row: dict[str, Any], pairs: list[dict[str, float]], steps: int, timing: Timing) -> None:
+    """Median rates, the raw windows, the paired ratios and their spread into ``row``."""
+    from ggo.bench.paired import pair_ratios, spread
+
+    images = steps * row["batch_size"]
+    row["steps_per_window"] = steps
+    for prefix, side in (("", "ggo"), ("reference_", "ref")):
+        if f"{side}_wall_s" not in pairs[0]:
+            continue
+        wall, cpu = [p[f"{side}_wall_s"] for p in pairs], [p[f"{side}_cpu_s"] for p in pairs]
+        row[f"{prefix}images_per_s"] = round(images / statistics.median(wall), 2)
+        row[f"{prefix}images_per_cpu_s"] = round(images / statistics.median(cpu), 2)
+        row[f"{prefix}window_s"] = [round(w, 3) for w in wall]
+        row[f"{prefix}window_cpu_s"] = [round(c, 3) for c in cpu]
+    for key, clock in (("ratio", "wall"), ("cpu_ratio", "cpu")):
+        ratios = pair_ratios(pairs, clock)
+        stats = spread(ratios)
+        row[f"pair_{key}s"] = [round(r, 4) for r in ratios]
+        row[key] = round(stats["median"], 3) if stats else None
+        row[f"{key}_iqr"] = [round(stats["p25"], 3), round(stats["p75"], 3)] if stats else None
+    row["indicative"] = timing.indicative(pairs)
 
 
 def measure_train_case(
     case: TrainCase,
+    cfg: dict[str, Any],
     *,
-    batch_size: int,
-    gen_opts: dict[str, Any],
-    disc_opts: dict[str, Any],
-    loss: dict[str, Any],
-    steps: int,
-    windows: int,
-    warmup_steps: int,
-    reference: bool = True,
-    optimizer: dict[str, Any] | None = None,
+    timing: Timing,
+    default_settings: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Images/s of ggo's ``GAN.fit`` (and of the reference step) for one grid cell.
+    """Images/s of ggo's ``GAN.fit`` for the run config ``cfg`` (:func:`case_config`) in windows
+    alternating with the reference step's, and their paired ratios.
 
-    ``optimizer`` (``g_lr``, ``d_lr``, ``beta_1``) defaults to the config schema's ``train``. On
-    the JAX backend ``GAN`` is ``JaxGAN``, fed a Python iterator of the same numpy batch, and
+    On the JAX backend ``GAN`` is ``JaxGAN``, fed a Python iterator of the same numpy batch, and
     there is no reference step (it is TensorFlow's tutorial code)."""
     import keras
 
-    from ggo.config import defaults
+    from ggo.bench.paired import calibrated_steps, time_interleaved
     from ggo.training import set_precision, set_random_seed
 
     on_jax = keras.backend.backend() == "jax"
-    row = _empty_row(case, batch_size, gen_opts, disc_opts, steps, windows)
-    images, masks = synthetic_batch(batch_size, case.resolution)
+    row = _empty_row(case, cfg, default_settings, timing)
+    images, masks = synthetic_batch(row["batch_size"], case.resolution)
     try:
         set_precision(case.precision)
         set_random_seed(0)
         dataset = _repeated(images, masks, on_jax)
-        if on_jax:
-            row["reference_skipped"] = "the pix2pix reference step is TensorFlow code"
-        gan = _compiled_gan(case, gen_opts, disc_opts, loss, optimizer or defaults("train"))
+        gan = _build_gan(cfg, images)
         row["jit_compile_effective"] = bool(gan.jit_compile)
-        timer = _window_timer()
+        timer, finite = _window_timer(), [True]
 
         def ggo_window(n: int) -> tuple[float, float]:
             gan.fit(dataset, epochs=1, steps_per_epoch=n, verbose=0, callbacks=[timer])
+            finite[0] &= all(math.isfinite(timer.logs.get(k, math.nan)) for k in ("g_loss", "d_loss"))
             return timer.seconds, timer.cpu_seconds
 
-        t = time.perf_counter()
-        ggo_window(warmup_steps)  # traces (and with XLA compiles) the train step
-        row["warmup_s"] = round(time.perf_counter() - t, 2)
+        row["warmup_s"] = _warm(ggo_window, timing.warmup_steps)  # traces (and with XLA compiles) the step
         ref_window = ref_losses = None
-        if reference and case.reference and not on_jax:
-            ref_window, ref_losses = _reference_window(case, gen_opts, disc_opts, loss, dataset)
-            t = time.perf_counter()
-            ref_window(warmup_steps)
-            row["reference_warmup_s"] = round(time.perf_counter() - t, 2)
-
-        _time_windows(row, ggo_window, timer, ref_window, ref_losses, steps=steps, windows=windows, batch_size=batch_size)
+        if on_jax:
+            row["reference_skipped"] = "the pix2pix reference step is TensorFlow code"
+        elif case.reference:
+            set_precision(row["reference_precision"])  # ggo's networks keep the policy they were built with
+            ref_window, ref_losses = _reference_window(cfg, row["reference_jit_compile"], dataset)
+            row["reference_warmup_s"] = _warm(ref_window, timing.warmup_steps)
+        steps = timing.steps or calibrated_steps(
+            [w(timing.probe_steps)[0] / timing.probe_steps for w in (ggo_window, ref_window) if w is not None],
+            timing.min_window_s,
+        )
+        pairs = time_interleaved(ggo_window, ref_window, windows=timing.windows, steps=steps)
+        _summarise(row, pairs, steps, timing)
+        row["finite"] = bool(finite[0])
+        row["g_loss"] = round(timer.logs.get("g_loss", math.nan), 4)
+        if ref_losses is not None:
+            row["reference_finite"] = all(math.isfinite(v) for v in ref_losses)
     except Exception as exc:  # noqa: BLE001 - one failing mode must not end the benchmark
         row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         log(f"[bench] {case} failed: {row['error']}")
