@@ -168,7 +168,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     d_steps: int = 1
     patience: int = 20
-    precision: Precision = Precision.float32
+    precision: Precision = Precision.auto
     jit_compile: bool = False
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
