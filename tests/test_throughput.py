@@ -54,3 +54,12 @@ def test_the_bench_builds_and_compiles_the_gan_the_way_a_run_does() -> None:
     assert gan.generator.count_params() == ref_gen.count_params()
     assert gan.discriminator.count_params() == ref_disc.count_params()
     assert gan.d_steps == 2  # a train.* option reached GAN.compile through the run's builder
+
+
+def test_the_best_mixed_precision_is_bfloat16_only_where_the_cpu_has_it_natively() -> None:
+    from ggo.bench.throughput import best_mixed_precision
+
+    assert best_mixed_precision(gpu=True, cpu_flags=[]) == "mixed_float16"
+    assert best_mixed_precision(gpu=False, cpu_flags=["avx2", "avx512f", "avx512_bf16"]) == "mixed_bfloat16"
+    assert best_mixed_precision(gpu=False, cpu_flags=["avx2", "amx_bf16"]) == "mixed_bfloat16"
+    assert best_mixed_precision(gpu=False, cpu_flags=["avx2", "avx512f"]) == "float32"  # bfloat16 emulated

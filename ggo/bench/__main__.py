@@ -36,7 +36,8 @@ indicative only.
 the full grid is --resolutions 128,256 --gens unet,attention_unet --precisions float32,best
 --xla off,on; --quick measures the U-Net at 128 px in float32 and the best mixed precision
 (plus that precision with XLA), float32 rows for the Attention U-Net (128 px) and the U-Net
-(256 px). Any grid option given replaces the quick grid by the product of the options.
+(256 px). Any grid option given replaces the quick grid by the product of the options. "best"
+is float32 on a CPU without native bfloat16 (AVX2 only): emulated bfloat16 is far slower there.
 
 timings on a shared machine are noisy: the JSON records the load average at start and end,
 and every window's wall and CPU seconds.
@@ -122,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
-                   help="a reduced grid, 5 pairs of 1.5 s windows (indicative verdicts only; about 5 minutes on 2 cores)")
+                   help="a reduced grid, 5 pairs of 1.5 s windows (indicative verdicts only; 5-15 minutes on 2 cores)")
     p.add_argument("--backend", choices=BACKENDS, default="tensorflow",
                    help="the Keras backend to train on (default: tensorflow)")
     p.add_argument("--out", default="bench.json", help="the JSON file (default: bench.json); the markdown goes beside it as <stem>.md")
@@ -130,8 +131,8 @@ def parser() -> argparse.ArgumentParser:
     grid.add_argument("--resolutions", type=_list(_positive), metavar="R[,R...]", help="image sizes (default 128,256)")
     grid.add_argument("--gens", type=_list(_gen), metavar="G[,G...]", help="generators (default unet,attention_unet)")
     grid.add_argument("--precisions", type=_list(_precision), metavar="P[,P...]",
-                      help="float32, mixed_bfloat16, mixed_float16, auto, or best (bfloat16 on a CPU, float16 on a GPU); "
-                      "default float32,best")  # fmt: skip
+                      help="float32, mixed_bfloat16, mixed_float16, auto, or best (float16 on a GPU, bfloat16 on a CPU with "
+                      "native bfloat16: AVX512-BF16 or AMX; else float32); default float32,best")  # fmt: skip
     grid.add_argument("--xla", type=_list(_xla), metavar="off,on", help="jit_compile settings (default off,on)")
     grid.add_argument("--base-filters", type=_positive, metavar="N", help="generator base filters (default: conf/gen, 16)")
     grid.add_argument("--disc-base-filters", type=_positive, metavar="N", help="PatchGAN base filters (default: conf/disc/patchgan, 32)")
