@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Iterable, Mapping, Sequence
 
 import cv2
@@ -126,6 +127,8 @@ def sweep_figure(curves: Iterable[tuple[str, Sequence[float]]], metric: str = "v
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, values in curves:
         if len(values):
+            # Run names are Hydra overrides, often wider than the figure: wrap them so the legend fits.
+            label = "\n".join(textwrap.wrap(label, 70)) or label
             ax.plot(range(1, len(values) + 1), values, label=label, marker="." if len(values) < 30 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)

@@ -48,6 +48,7 @@ class TinySweep:
     parent_run_id: str
     children: dict[str, Any] = field(default_factory=dict)  # generator name -> mlflow Run
     stdout: str = ""
+    stderr: str = ""
 
     @property
     def child_ids(self) -> list[str]:
@@ -107,7 +108,7 @@ def _run_tiny_sweep(tmp_path_factory: pytest.TempPathFactory, session_cache: Pat
     assert set(children) == set(GENERATORS), f"children by generator: {sorted(children)}"
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert all(r.data.tags.get("ggo.precision") == PRECISION for r in children.values())
-    return TinySweep(root, uri, exp.experiment_id, parent.info.run_id, children, proc.stdout)
+    return TinySweep(root, uri, exp.experiment_id, parent.info.run_id, children, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,13 @@ def run_predict(*args: str, cwd: Path, uri: str) -> subprocess.CompletedProcess:
     )
 
 
+def warning_lines(stderr: str) -> list[str]:
+    """Python warnings ("...: UserWarning: ...") and logged ones ("WARNING mlflow.pyfunc: ...") in ``stderr``,
+    e.g. MLflow's advice to add type hints. TensorFlow's C++ lines about CUDA on a CPU-only machine
+    ("WARNING: All log messages before absl::InitializeLog()...") are neither and are not counted."""
+    return [line for line in stderr.splitlines() if re.search(r"\w+Warning: |\bWARNING [\w.]+: ", line)]
+
+
 def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -151,8 +158,14 @@ def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dat
     assert set(scores["metrics"]) == {"dice", "dice_pooled", "iou", "precision", "recall", "specificity"}
     assert all(0.0 <= v <= 1.0 for v in scores["metrics"].values())
     assert "scored 4 image(s)" in proc.stdout
-    warned = [line for line in proc.stderr.splitlines() if re.search(r"\w+Warning\b|^WARNING", line)]
+    warned = warning_lines(proc.stderr)
     assert not warned, "the normal path of ggo.predict prints no third-party warnings:\n" + "\n".join(warned)
+
+
+@pytest.mark.slow
+def test_training_and_logging_the_model_print_no_third_party_warnings(tiny_sweep: TinySweep) -> None:
+    warned = warning_lines(tiny_sweep.stderr)
+    assert not warned, "the tiny sweep (train, log the model, summarise) printed warnings:\n" + "\n".join(warned)
 
 
 @pytest.mark.slow
