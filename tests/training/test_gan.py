@@ -178,7 +178,7 @@ def test_same_pass_makes_one_discriminator_update_and_refuses_several(data):
     with pytest.raises(ValueError, match="sequential, same_pass"):
         tiny_gan("patchgan", adversarial_update="joint")
     tiny_gan("none", d_steps=3, adversarial_update="same_pass")  # nothing to share without a discriminator
-    gan = tiny_gan("patchgan", adversarial_update="same_pass", jit_compile=True)
+    gan = tiny_gan("patchgan", adversarial_update="same_pass")
     history = gan.fit(make_dataset(x[:8], y[:8], batch_size=4), epochs=1, verbose=0)
     assert int(gan.g_optimizer.iterations) == int(gan.d_optimizer.iterations) == 2
     assert all(math.isfinite(v[-1]) for v in history.history.values())
