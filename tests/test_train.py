@@ -127,6 +127,9 @@ def signal_at_epoch_2(args: list[str], cwd: Path, sig: int) -> tuple[subprocess.
     proc = subprocess.Popen(
         [sys.executable, "-m", "ggo.train", *args], cwd=cwd, env={**os.environ}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
+        # Python turns SIGINT into KeyboardInterrupt only when it starts with SIGINT at its default;
+        # a pytest-xdist worker ignores SIGINT, and its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stdout is not None
