@@ -58,7 +58,8 @@ class HttpLimits:
         return sum(min(_BACKOFF_MAX, self.backoff_factor * 2 ** (n - 1)) for n in range(2, self.retries + 1))
 
     def describe(self) -> str:
-        return f"{self.retries} retries over {_duration(self.window_seconds)}"
+        tries = f"{self.retries} {'retry' if self.retries == 1 else 'retries'}"
+        return f"{tries} over {_duration(self.window_seconds)}" if self.window_seconds else tries
 
 
 def apply_limits() -> HttpLimits:
@@ -149,7 +150,7 @@ def transport_failure(exc: BaseException, uri: str, timeout: float) -> str | Non
         if not isinstance(err, requests.exceptions.RequestException) or host not in str(err):
             continue
         text = str(err)
-        if isinstance(err, requests.exceptions.Timeout):
+        if isinstance(err, requests.exceptions.Timeout) or "timed out" in text:  # retried timeouts end as ConnectionError
             return f"no answer within {timeout:g} s"
         if isinstance(err, requests.exceptions.RetryError):
             status = re.search(r"too many (\d+) error responses", text)
