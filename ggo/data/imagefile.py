@@ -11,12 +11,13 @@ instead (``ImageFile.LOAD_TRUNCATED_IMAGES`` is False by default), so before Ope
 bytes, Pillow reads them through:
 
 - JPEG (and MPO): decoded at 1/8 scale (``draft``), which still runs libjpeg over the whole
-  entropy-coded stream but skips most of the inverse DCT: about a tenth of a full decode;
+  entropy-coded stream but skips most of the inverse DCT;
 - PNG: ``verify()``, which walks every chunk up to IEND and checks its CRC without inflating.
 
 Other formats (TIFF, BMP, WebP) need no extra pass: OpenCV refuses them when truncated. The
 pixels themselves still come from ``cv2.imdecode`` with the caller's flags, exactly what
-``cv2.imread`` gives for a good file.
+``cv2.imread`` gives for a good file (checked on all 688 films and masks of the bundled dataset;
+reading them all this way took no longer than ``cv2.imread`` alone).
 """
 
 from __future__ import annotations
