@@ -45,22 +45,15 @@ def conf_defaults(gen: str = "unet") -> dict[str, Any]:
     }
 
 
-#: CPU flags of native bfloat16 arithmetic (without them TensorFlow emulates it, ~10x slower).
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
 def best_mixed_precision(gpu: bool | None = None, cpu_flags: list[str] | None = None) -> str:
-    """The mixed precision this device runs fastest: float16 on a GPU, bfloat16 on a CPU with
-    native bfloat16 (AVX512-BF16 or AMX), else none (``float32``: on an AVX2-only CPU TensorFlow's
-    bfloat16 step measured 10x slower than float32). ``gpu`` and ``cpu_flags`` default to this
-    machine's."""
-    from ggo.bench.machine import cpu_flags as machine_flags
-    from ggo.training.precision import gpu_available
+    """The mixed precision this device runs fastest: ggo's ``train.precision=auto`` rule
+    (:func:`ggo.training.precision.auto_precision`: float16 on a GPU, bfloat16 on a CPU with native
+    bfloat16, else ``float32``: on an AVX2-only CPU TensorFlow's bfloat16 step measured 10x slower
+    than float32). ``gpu`` and ``cpu_flags`` default to this machine's."""
+    from ggo.training.precision import auto_precision, gpu_available, read_cpuinfo
 
-    if gpu if gpu is not None else gpu_available():
-        return "mixed_float16"
-    flags = machine_flags() if cpu_flags is None else cpu_flags
-    return "mixed_bfloat16" if any(f in flags for f in NATIVE_BF16_FLAGS) else "float32"
+    cpuinfo = read_cpuinfo() if cpu_flags is None else "flags\t: " + " ".join(cpu_flags)
+    return auto_precision(gpu=gpu_available() if gpu is None else gpu, cpuinfo=cpuinfo)
 
 
 def resolve_precisions(names: list[str]) -> list[str]:
