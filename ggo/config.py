@@ -142,6 +142,7 @@ class DataConfig:
     test_fraction: float = 0.2
     folds: int = 5
     fold: int = 0
+    train_ggo_free: bool = False
     n_images: int = 24
     n_patients: int = 16
     image_size: int = 96

@@ -5,7 +5,8 @@ called by :func:`ggo.sweep.summarize`). For each configuration: mean and std ove
 ``val/*`` and ``test/*`` metric; the fold ensemble (mean of the folds' probability maps) scored on
 the test patients after the threshold and small-component size chosen on the validation folds
 only; and the **out-of-fold** per-image scores, every non-test film scored by the fold model that
-did not train on it, with the same chosen post-processing.
+did not train on it, with the same chosen post-processing. GGO-free films are scored the same way
+for predicted GGO area (``oof/ggo_free_area``, ``test/ggo_free_area``: :mod:`ggo.ggo_free`).
 """
 
 from __future__ import annotations
@@ -187,8 +188,40 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
     return metrics
 
 
+def fold_generators(uri: str, runs: list[Any], workdir: str | Path) -> list[tuple[int, list[Path]]]:
+    """``(data.fold, generator files)`` of each run's logged ``model``, downloaded under ``workdir``."""
+    out = []
+    for run in runs:
+        local = tracking.download_model(uri, run.info.run_id, Path(workdir) / f"m-{run.info.run_id}")
+        out.append((int(run.data.params.get("data.fold", 0)), sorted((local / "artifacts").glob("generator*.keras"))))
+    return out
+
+
+def ggo_free_scores(folds: list[tuple[int, list[Path]]], cache: Any, settings: Any) -> Any:
+    """The GGO-free films' rows (:mod:`ggo.ggo_free`): ``oof``, each fold's val GGO-free films by
+    that fold's model (the one that did not train on them); ``test``, the test patients' GGO-free
+    films by the ensemble of all folds. ``folds``: :func:`fold_generators`. No GGO-free film in the
+    cache: an empty table, and no model is loaded."""
+    import keras
+
+    from ggo.ggo_free import combine, score_ggo_free
+
+    if not cache.ggo_free.any():
+        return combine([])
+    tables, everyone = [], []
+    for fold, paths in folds:
+        generators = [keras.models.load_model(p, compile=False) for p in paths]
+        everyone.extend(generators)
+        tables.append(score_ggo_free(generators, {"oof": cache.ggo_free_split(fold)["val"]}, settings))
+    tables.append(score_ggo_free(everyone, {"test": cache.ggo_free_split(0)["test"]}, settings))
+    return combine(tables)
+
+
 def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ens: Ensemble, tmp: str) -> None:
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
+    from ggo.data import prepare_from_config
+    from ggo.evaluation import EvalSettings
+    from ggo.ggo_free import area_metrics, log_ggo_free
     from ggo.scores import log_per_image
     from ggo.serving import log_segmenter, serving_config
 
@@ -202,12 +235,13 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
             "ggo.threshold": ens.config["eval"]["threshold"],
         }
     )
-    generators = []
-    for run in runs:
-        local = tracking.download_model(uri, run.info.run_id, Path(tmp) / f"m-{run.info.run_id}")
-        generators.extend(sorted((local / "artifacts").glob("generator*.keras")))
+    folds = fold_generators(uri, runs, tmp)
+    generators = [path for _, paths in folds for path in paths]
+    cache = prepare_from_config(ens.config["data"], ens.config["preprocess"], progress=False)
+    free = ggo_free_scores(folds, cache, EvalSettings.from_config(ens.config["eval"]))
     parent = tracking.MlflowTracker.resume(uri, parent_run_id)
-    parent.log_metrics(_parent_metrics(stats, ens))
+    parent.log_metrics({**_parent_metrics(stats, ens), **area_metrics(free)})  # + oof/, test/ggo_free_area
+    log_ggo_free(parent, free)
     parent.set_tags(tags)
     parent.log_dict(
         {

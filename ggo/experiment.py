@@ -20,6 +20,7 @@ import numpy as np
 
 from ggo.config import flatten, validate
 from ggo.evaluation import EvalSettings, evaluate_splits, per_image_scores
+from ggo.ggo_free import area_metrics, log_ggo_free, score_ggo_free
 from ggo.scores import log_per_image
 from ggo.tracking import Tracker, open_tracker, record_failure
 from ggo.training.callbacks import BestGenerator, EarlyStoppingOnValidation, EpochLogger, validation_epochs
@@ -91,13 +92,17 @@ def _loss_label(loss: Mapping[str, Any], *, adversarial: bool = True) -> str:
 
 @dataclass
 class RunData:
-    """The fold's splits (each with ``images``, ``masks``, ``names``, ``targets()``) and resolution."""
+    """The fold's splits (each with ``images``, ``masks``, ``names``, ``targets()``) and resolution.
+    ``val``/``test`` hold GGO films only; ``val_ggo_free``/``test_ggo_free`` the GGO-free films
+    of val and test patients (scored for predicted GGO area, :mod:`ggo.ggo_free`)."""
 
     train: Any
     val: Any
     test: Any
     resolution: int
     trainer: Any  # the backend's GAN class and input pipeline (ggo.training.for_backend)
+    val_ggo_free: Any = None
+    test_ggo_free: Any = None
 
 
 @dataclass
@@ -145,11 +150,13 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
     set_random_seed(int(t["seed"]))
     res = int(config["preprocess"]["resolution"])
     cache = prepare_from_config(config["data"], config["preprocess"], progress=True)
-    splits = cache.split(int(config["data"]["fold"]))
-    data = RunData(splits["train"], splits["val"], splits["test"], res, trainer)
+    splits = cache.split(int(config["data"]["fold"]), train_ggo_free=bool(config["data"].get("train_ggo_free", False)))
+    free = cache.ggo_free_split(int(config["data"]["fold"]))
+    data = RunData(splits["train"], splits["val"], splits["test"], res, trainer, free["val"], free["test"])
     tracker.set_tags({"ggo.precision": policy, "ggo.cache": str(cache.path)})
     tracker.log_params({"data.n_train": len(data.train), "data.n_val": len(data.val), "data.n_test": len(data.test)})
-    print(f"[ggo] data: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images at {res} px; "
+    negatives = f" (+ GGO-free: {len(data.val_ggo_free)} val, {len(data.test_ggo_free)} test)" if len(data.val_ggo_free) + len(data.test_ggo_free) else ""
+    print(f"[ggo] data: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images{negatives} at {res} px; "
           f"precision {policy}", flush=True)  # fmt: skip
     return data
 
@@ -253,6 +260,9 @@ def evaluate_best(
     splits = {"val": data.val, "test": data.test}
     final, probs = evaluate_splits(fitted.gan.generator, splits, settings)
     log_per_image(tracker, per_image_scores(splits, probs, settings))
+    free = score_ggo_free(fitted.gan.generator, {"val": data.val_ggo_free, "test": data.test_ggo_free}, settings)
+    log_ggo_free(tracker, free)
+    final.update(area_metrics(free))  # val/ggo_free_area, test/ggo_free_area where the split has such films
     logger = fitted.logger
     final["train/epochs_run"] = float(logger.epochs_run)
     final["train/best_epoch"] = float(fitted.best.best_epoch)

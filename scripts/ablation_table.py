@@ -6,6 +6,9 @@ The column "vs pix2pix recipe" is each row's paired difference to the pix2pix re
 newest one in the store), from ``ggo.compare``: mean dice difference on the films both scored
 (out of fold where both have per-image scores, else test) with its 95% bootstrap interval over
 patients; "noise" when the interval contains 0. Rows logged before per-image scores show "-".
+"GGO-free area (oof)" is the parent's ``oof/ggo_free_area``: the mean predicted GGO fraction on
+the GGO-free films, out of fold (lower is better); "-" for parents logged before it was scored
+(``scripts/ggo_free_area.py`` computes it for them).
 
 ``--resummarize`` first re-scores, with the current ggo, the fold ensembles of parents logged
 before the ensemble's threshold was chosen on the validation folds (no ``ggo.threshold`` tag):
@@ -84,19 +87,20 @@ def main() -> None:
                 resummarize(uri, run)
     runs = [r for r in tracking.search_runs(uri, ids, query) if r.info.status == "FINISHED"]
     baseline = next((r for r in runs if variant_of(r.data.tags.get("ggo.overrides", "")) == BASELINE), None)  # newest first
-    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | vs pix2pix recipe: dice difference, 95% CI | test dice (ensemble) | test precision | test recall | threshold / min px (chosen on val) | wall time | command |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | gen | disc | loss | px | val/dice (5-fold mean +- std) | vs pix2pix recipe: dice difference, 95% CI | test dice (ensemble) | test precision | test recall | GGO-free area (oof) | threshold / min px (chosen on val) | wall time | command |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(runs, key=lambda r: -r.data.metrics.get("val/dice", 0)):
         m, t = run.data.metrics, run.data.tags
         overrides = t.get("ggo.overrides", "")
         variant = variant_of(overrides)
         kids = children_of(uri, run)
         minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
+        free = f"{m['oof/ggo_free_area']:.4f}" if "oof/ggo_free_area" in m else "-"
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(
             f"| {variant} | {t.get('gen', '')} | {t.get('disc', '')} | {loss} | {t.get('resolution', '')} "
             f"| {m['val/dice']:.3f} +- {m.get('val/dice_std', float('nan')):.3f} | {versus_baseline(uri, baseline, run)} | {m['test/dice']:.3f} "
-            f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {t.get('ggo.threshold', '0.5')} / {t.get('ggo.min_component_px', '')} "
+            f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {free} | {t.get('ggo.threshold', '0.5')} / {t.get('ggo.min_component_px', '')} "
             f"| {minutes:.0f} min | `python -m ggo.train -m {overrides}` |"
         )
 

@@ -23,12 +23,12 @@ LISTED = 10  # file names printed per audit line before "and N more"
 
 def flags(record: Record, mask_small: np.ndarray, report: LoadReport, resolution: int) -> tuple[list[str], list[str]]:
     """(codes, human reasons) for what looks wrong with one record's annotation. A GGO-free film
-    (an image without a mask in the folder layout) is not suspicious for having no GGO."""
+    (``Record.ggo_free``) is not suspicious for having no GGO."""
     codes: list[str] = []
     reasons: list[str] = []
     pixels = int(record.mask.sum())
     fraction = pixels / record.mask.size
-    if pixels == 0 and record.name not in report.ggo_free:
+    if pixels == 0 and not record.ggo_free and record.name not in report.ggo_free:
         codes.append("empty_ggo")
         reasons.append("the GGO mask is empty")
     elif pixels and (fraction < TINY_FRACTION or pixels < TINY_PIXELS):
@@ -108,11 +108,14 @@ def _listed(names: list[str]) -> str:
 
 
 def _folder_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The audit lines only the folder layout produces (absent keys: an older cache)."""
+    """The audit lines of notes, GGO-free films and odd files (absent keys: an older cache)."""
     lines = [f"  note: {note}" for note in summary.get("notes", [])]
     free = summary.get("ggo_free_images", [])
     if free:
-        lines.append(f"  {len(free)} images without a mask: GGO-free films, trained as negatives: {_listed(free)}")
+        lines.append(
+            f"  {len(free)} images without a GGO mask: GGO-free films (negatives: scored for predicted GGO "
+            f"area, trained on with data.train_ggo_free=true): {_listed(free)}"
+        )
     cut = summary.get("thresholded_masks", [])
     if cut:
         lines.append(

@@ -8,8 +8,13 @@ and a stale cache is never reused. A cache is built in a temporary directory, fi
 
 Files: ``images.npy`` (N, R, R, 1) float32 in [-1, 1], ``masks.npy`` and ``lungs.npy``
 (N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``manifest.csv`` (name, patient_id,
-split, height, width, ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags: one row per
-array index), ``config.json``, ``summary.json`` and ``COMPLETE``.
+split, height, width, ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags, ggo_free: one
+row per array index), ``config.json``, ``summary.json`` and ``COMPLETE``.
+
+GGO-free films (``ggo_free`` True, an all-zero mask) are in the cache and in the split
+(:func:`~ggo.data.split.split_with_ggo_free`: the GGO films' split is the one without them), but
+:meth:`Cache.split` keeps them out of ``val`` and ``test`` (the GGO metrics) and out of ``train``
+unless asked; :meth:`Cache.ggo_free_split` gives those of val and test patients.
 """
 
 from __future__ import annotations
@@ -39,14 +44,14 @@ from ggo.data.records import (
     dataset_layout,
     iter_records,
 )
-from ggo.data.split import TEST, check_split_args, fold_name, split_patients
+from ggo.data.split import TEST, check_split_args, fold_name, split_with_ggo_free
 from ggo.paths import default_cache_dir
 
-CACHE_VERSION = 1  # bump when the cache's content changes for the same inputs
+CACHE_VERSION = 2  # 2: GGO-free films added (ggo_free column). Bump when the cache's content changes for the same inputs
 COMPLETE = "COMPLETE"
 MANIFEST_COLUMNS = [
     "name", "patient_id", "split", "height", "width", "ggo_fraction", "ggo_inside_lungs",
-    "lung_sides", "has_lungs", "flags",
+    "lung_sides", "has_lungs", "flags", "ggo_free",
 ]  # fmt: skip
 
 
@@ -107,22 +112,42 @@ class Cache:
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.path / f"{name}.npy", mmap_mode="r")
 
-    def split(self, fold: int) -> dict[str, Split]:
-        """``{"train", "val", "test"}`` for cross-validation fold ``fold``: val is that fold,
-        train the other folds, test the held-out patients (the same for every fold)."""
+    @property
+    def ggo_free(self) -> np.ndarray:
+        """(N,) bool: the GGO-free films (False for all in a cache built before they were read)."""
+        if "ggo_free" not in self.manifest.columns:
+            return np.zeros(len(self.manifest), dtype=bool)
+        return self.manifest["ggo_free"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+
+    def split(self, fold: int, train_ggo_free: bool = False) -> dict[str, Split]:
+        """``{"train", "val", "test"}`` for cross-validation fold ``fold``: val is that fold, train
+        the other folds, test the held-out patients (the same for every fold); GGO films only.
+        ``train_ggo_free``: train also holds the other folds' GGO-free films (empty GGO targets).
+        The GGO-free films of val and test patients are :meth:`ggo_free_split`'s."""
+        labels, free = self._labels(fold), self.ggo_free
+        in_val, in_test = labels == fold_name(int(fold)), labels == TEST
+        train = ~in_val & ~in_test & (~free | bool(train_ggo_free))
+        return self._splits({"train": train, "val": in_val & ~free, "test": in_test & ~free})
+
+    def ggo_free_split(self, fold: int) -> dict[str, Split]:
+        """``{"val", "test"}``: the GGO-free films of fold ``fold``'s val patients and of the test
+        patients (scored for predicted GGO area, :mod:`ggo.ggo_free`; never for dice)."""
+        labels, free = self._labels(fold), self.ggo_free
+        return self._splits({"val": (labels == fold_name(int(fold))) & free, "test": (labels == TEST) & free})
+
+    def _labels(self, fold: int) -> np.ndarray:
         if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < self.folds:
             raise ValueError(f"fold must be an integer in 0..{self.folds - 1} for this cache ({self.path}), got {fold!r}")
-        labels = self.manifest["split"].to_numpy(dtype=str)
-        val = labels == fold_name(int(fold))
-        test = labels == TEST
-        train = ~val & ~test
+        return self.manifest["split"].to_numpy(dtype=str)
+
+    def _splits(self, selects: Mapping[str, np.ndarray]) -> dict[str, Split]:
         arrays = {name: self._array(name) for name in ("images", "masks", "lungs", "has_lungs")}
         names = self.manifest["name"].tolist()
         patients = self.manifest["patient_id"].tolist()
         sides = self.manifest["lung_sides"].fillna("").astype(str).str.split("+")
         complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
         out: dict[str, Split] = {}
-        for key, select in (("train", train), ("val", val), ("test", test)):
+        for key, select in selects.items():
             idx = np.flatnonzero(select)
             out[key] = Split(
                 images=np.asarray(arrays["images"][idx], dtype=np.float32),
@@ -234,7 +259,7 @@ def _record_count(root: Path, layout: str) -> int:
         from ggo.data.folder import index_folder
 
         return len(index_folder(root).images)
-    return len(annotated_names(root))
+    return len(annotated_names(root, ggo_free=True))
 
 
 def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: LoadReport) -> None:
@@ -252,6 +277,7 @@ def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: L
         "name": record.name, "patient_id": record.patient_id, "height": record.shape[0],
         "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
         "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
+        "ggo_free": bool(record.ggo_free),
     })  # fmt: skip
     if reasons:
         built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
@@ -270,18 +296,21 @@ def _preprocess_records(root: Path, layout: str, pre: Mapping[str, Any], report:
     with tqdm(iter_records(root, report, layout), total=total, desc=desc, unit="img", disable=not progress) as bar:
         for record in bar:  # a folder dataset raises here, after its last record, if any file is unusable
             _add_record(built, record, pre, report)
-    if not built.rows:
+    if all(row["ggo_free"] for row in built.rows):
         raise ValueError(
-            f"no usable GGO-annotated image under {root} ({report.n_skipped} files skipped): "
+            f"no usable GGO-annotated image under {root} ({report.n_skipped} files skipped, "
+            f"{len(report.ggo_free)} GGO-free films): "
             "check structure.csv and images/, or run 'python -m ggo.data fetch' for a fresh copy"
         )
     return built
 
 
 def _assign_splits(built: _Built, split_cfg: Mapping[str, Any]) -> None:
-    """Label every manifest row and suspicious item with its patient-grouped split."""
-    assignment = split_patients(
-        {r["name"]: r["patient_id"] for r in built.rows},
+    """Label every manifest row and suspicious item with its patient-grouped split (the GGO films
+    split as without GGO-free films; those follow, :func:`~ggo.data.split.split_with_ggo_free`)."""
+    assignment = split_with_ggo_free(
+        {r["name"]: r["patient_id"] for r in built.rows if not r["ggo_free"]},
+        {r["name"]: r["patient_id"] for r in built.rows if r["ggo_free"]},
         seed=split_cfg["seed"],
         test_fraction=split_cfg["test_fraction"],
         folds=split_cfg["folds"],

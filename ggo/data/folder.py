@@ -254,7 +254,8 @@ def _read_one(name: str, index: FolderIndex, report: LoadReport, problems: list[
         patient = f"image:{name}"
         report.own_patient.append(name)
     mask = planes["masks"] if planes["masks"] is not None else np.zeros(image.shape, bool)
-    return Record(name=name, patient_id=patient, image=image, mask=mask, lungs=lungs, lung_sides=sides, source=path)
+    return Record(name=name, patient_id=patient, image=image, mask=mask, lungs=lungs, lung_sides=sides, source=path,
+                  ggo_free=name not in index.masks)
 
 
 def iter_folder_records(root: str | Path, report: LoadReport | None = None) -> Iterator[Record]:

@@ -49,7 +49,8 @@ class Record:
     ``image`` is (H, W) uint8 grayscale; ``mask`` (H, W) bool is the union of every GGO crop;
     ``lungs`` (H, W) bool is the union of the Left Lung and Right Lung crops, or None when neither
     side is annotated; ``lung_sides`` says which sides were ("left", "right"). ``source`` is the
-    image file it was read from.
+    image file it was read from. ``ggo_free``: a film annotated without any GGO (``mask`` all
+    False): a negative, kept out of the GGO metrics and scored for its predicted GGO area instead.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Record:
     lungs: np.ndarray | None = None
     lung_sides: tuple[str, ...] = ()
     source: Path | None = None
+    ggo_free: bool = False
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -75,8 +77,9 @@ class LoadReport:
     ``clipped``: (mask file, detail) for every crop cut to fit its image.
     ``own_patient``: images without a metadata row, each made its own patient.
     ``warnings``: (image, message) for everything else noticed (size disagreements, ...).
-    The folder layout adds: ``notes`` (one line each about the whole dataset), ``ggo_free`` (images
-    without a mask: GGO-free films), ``thresholded`` (masks with several grey levels, cut at half
+    ``ggo_free``: GGO-free films (folder layout: images without a mask; GeneralBlockchain: images
+    annotated in structure.csv with other classes only). The folder layout adds: ``notes`` (one
+    line each about the whole dataset), ``thresholded`` (masks with several grey levels, cut at half
     their maximum), ``ignored`` (files that are not images), ``lungs_expected`` (False when the
     dataset has no lung masks at all, so a missing side is no anomaly).
     """
@@ -275,11 +278,12 @@ def _paste_crops(
     return canvas, ok
 
 
-def annotated_names(root: str | Path) -> list[str]:
-    """Sorted names of the images with a GGO annotation in structure.csv."""
+def annotated_names(root: str | Path, ggo_free: bool = False) -> list[str]:
+    """Sorted names of the images with a GGO annotation in structure.csv; with ``ggo_free`` also
+    the images annotated with other classes only (GGO-free films)."""
     table = read_structure(check_root(root))
-    names = table.loc[table["Template Name"] == GGO_CLASS, "Filename"].dropna().astype(str)
-    return sorted(set(names))
+    rows = table if ggo_free else table[table["Template Name"] == GGO_CLASS]
+    return sorted(set(rows["Filename"].dropna().astype(str)))
 
 
 def iter_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> Iterator[Record]:
@@ -301,9 +305,8 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
     table = table[table["Filename"].notna()].copy()
     table["Filename"] = table["Filename"].astype(str)
     by_image = {name: rows for name, rows in table.groupby("Filename", sort=True)}
-    names = sorted(set(table.loc[table["Template Name"] == GGO_CLASS, "Filename"]))
 
-    for name in names:
+    for name in sorted(by_image):  # every annotated film: those without a GGO row are GGO-free
         rows = by_image[name]
         image_path = root / "images" / name
         image, reason = None, "missing image"
@@ -327,6 +330,8 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
 
         ggo_rows = rows[rows["Template Name"] == GGO_CLASS]
         mask, ok = _paste_crops(ggo_rows, root, shape, report, name)
+        if ggo_rows.empty:
+            report.ggo_free.append(name)
         if not all(ok):
             report.skipped.append((f"images/{name}", "its GGO mask is unreadable"))
             _warn(f"skipped image {image_path}: its GGO mask could not be read")
@@ -357,11 +362,13 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
             lungs=lungs if sides else None,
             lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
             source=image_path,
+            ggo_free=ggo_rows.empty,
         )
 
 
 def load_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> list[Record]:
-    """Every image with a GGO annotation under ``root``, as :class:`Record` objects sorted by name.
+    """Every annotated image under ``root``, as :class:`Record` objects sorted by name: the GGO
+    films and the GGO-free films (``Record.ggo_free``, an empty ``mask``).
 
     Pass ``report=LoadReport()`` to learn what was skipped (unreadable images or masks) and
     clipped (crops overflowing their image); each case also raises a :class:`DataWarning`.

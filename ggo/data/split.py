@@ -3,6 +3,10 @@
 About ``test_fraction`` of the patients form the held-out test set; the rest are dealt into
 ``folds`` cross-validation folds. All images of one patient land in the same split, so follow-up
 studies never leak between train, val and test.
+
+GGO-free films (negatives) are placed after the GGO films by :func:`split_with_ggo_free`, so adding
+them never moves a GGO film: each follows its patient, and a patient seen only on GGO-free films
+goes to a cross-validation fold, never to test.
 """
 
 from __future__ import annotations
@@ -87,6 +91,43 @@ def split_patients(
         k = min(range(folds), key=lambda j: (fold_images[j], fold_patients[j], j))
         fold_images[k] += len(images_of[patient])
         fold_patients[k] += 1
+        for name in images_of[patient]:
+            assignment[name] = fold_name(k)
+    return assignment
+
+
+def split_with_ggo_free(
+    ggo: Iterable[Any] | Mapping[str, str],
+    ggo_free: Iterable[Any] | Mapping[str, str],
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    folds: int = 5,
+) -> dict[str, str]:
+    """Image name -> split label for GGO films and GGO-free films together.
+
+    The GGO films are split by :func:`split_patients` exactly as without GGO-free films (so every
+    score on them stays comparable). A GGO-free film of a patient with GGO films follows that
+    patient (a test patient's GGO-free film is a test film, never trained on). The patients seen
+    on GGO-free films only are sorted, permuted by ``numpy.random.default_rng([seed, 1])`` and
+    dealt to the fold with the fewest GGO-free films so far: never to test.
+    """
+    ggo_pairs, free_pairs = _pairs(ggo), _pairs(ggo_free)
+    assignment = split_patients(dict(ggo_pairs), seed=seed, test_fraction=test_fraction, folds=folds)
+    label_of_patient = {patient: assignment[name] for name, patient in ggo_pairs}
+    images_of: dict[str, list[str]] = {}
+    for name, patient in free_pairs:
+        if name in assignment:
+            raise ValueError(f"image {name!r} is listed both as a GGO film and as a GGO-free film")
+        if patient in label_of_patient:
+            assignment[name] = label_of_patient[patient]
+        else:
+            images_of.setdefault(patient, []).append(name)
+    new = sorted(images_of)
+    fold_films = [0] * folds
+    for i in np.random.default_rng([int(seed), 1]).permutation(len(new)):
+        patient = new[i]
+        k = min(range(folds), key=lambda j: (fold_films[j], j))
+        fold_films[k] += len(images_of[patient])
         for name in images_of[patient]:
             assignment[name] = fold_name(k)
     return assignment

@@ -98,7 +98,7 @@ def test_folder_cache_audit_names_ggo_free_films_thresholded_masks_and_patients(
     assert "empty_ggo" not in flags["d.jpg"]  # a GGO-free film is not a suspicious annotation
     assert "missing_lung_side" in flags["b.tif"]  # lungs/ exists, so a missing lung mask is noticed
     text = format_summary(cache.summary)
-    assert "1 images without a mask: GGO-free films" in text and "d.jpg" in text
+    assert "1 images without a GGO mask: GGO-free films" in text and "d.jpg" in text
     assert "thresholded at half their maximum: masks/e.png" in text
     assert "2 image(s) missing from patients.csv" in text
 
