@@ -146,6 +146,7 @@ class DataConfig:
     n_images: int = 24
     n_patients: int = 16
     image_size: int = 96
+    n_ggo_free: int = 0
 
 
 @dataclass

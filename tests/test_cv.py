@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: Path, tracking_uri: str) -> None:
-    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1,2", *tiny_overrides(tmp_path, tracking_uri)]
+    # Six GGO-free films ride along: scored for predicted area, never in the GGO metrics.
+    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1,2", "data.n_ggo_free=6", *tiny_overrides(tmp_path, tracking_uri)]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "cross-validation" in proc.stdout
@@ -88,6 +89,26 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     summary = pd.read_csv(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="cv_summary.csv", dst_path=str(tmp_path / "cvs"), tracking_uri=tracking_uri))  # fmt: skip
     assert summary.loc[0, "oof vs top (paired 95% CI)"] == "top" and summary.loc[0, "oof dice 95% CI"].startswith("[")
+
+    # GGO-free films: out of fold by the fold model that did not train on them, test by the ensemble,
+    # with the post-processing val chose; the same figure scripts/ggo_free_area.py computes for old parents.
+    assert not any(str(n).startswith("synthetic-free-") for n in table["image"])
+    free = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="scores/ggo_free.csv", dst_path=str(tmp_path / "free"), tracking_uri=tracking_uri))  # fmt: skip
+    negatives = [cache.ggo_free_split(int(c.data.params["data.fold"]))["val"] for c in children]
+    assert list(free.loc[free["split"] == "oof", "image"]) == [n for v in negatives for n in v.names]
+    assert list(free.loc[free["split"] == "test", "image"]) == cache.ggo_free_split(0)["test"].names
+    assert m["oof/ggo_free_area"] == pytest.approx(free.loc[free["split"] == "oof", "pred_fraction"].mean())
+    for child, val in zip(children, negatives):
+        assert ("val/ggo_free_area" in child.data.metrics) == bool(len(val))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ggo_free_area", Path(__file__).parents[1] / "scripts" / "ggo_free_area.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    again = script.parent_rows(tracking_uri, parent.info.run_id, tmp_path / "again")
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), free, check_dtype=False)
+    assert script.describe(parent.info.run_id, again).startswith(f"{parent.info.run_id}: oof/ggo_free_area")
 
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"cv_summary.csv", "cv_summary.md", "summary.csv"} <= arts

@@ -15,7 +15,7 @@ from ggo.data.cache import Cache, prepare_cache
 from ggo.data.records import FOLDER, GENERALBLOCKCHAIN
 from ggo.paths import default_cache_dir, default_data_root
 
-SYNTHETIC_OPTS = ("n_images", "n_patients", "image_size", "seed")
+SYNTHETIC_OPTS = ("n_images", "n_patients", "image_size", "seed", "n_ggo_free")
 
 
 def resolve_data_root(
@@ -28,8 +28,8 @@ def resolve_data_root(
 
     An explicit ``root`` wins. ``name="synthetic"`` without a root means a generated dataset
     under the cache dir, ``<cache_dir>/synthetic-<seed>-<n_images>-<n_patients>-<image_size>``,
-    made once (``synthetic_opts``: ``n_images``, ``n_patients``, ``image_size``, ``seed``, as in
-    :func:`~ggo.data.make_synthetic_dataset`). ``name="folder"`` needs a root. Otherwise
+    made once (``synthetic_opts``: ``n_images``, ``n_patients``, ``image_size``, ``seed``,
+    ``n_ggo_free`` (a ``-free<n>`` suffix when > 0), as in :func:`~ggo.data.make_synthetic_dataset`). ``name="folder"`` needs a root. Otherwise
     ``$GGO_DATA``, else ``<project>/data/covid-19-chest-xray-segmentations-dataset``.
     """
     if root not in (None, ""):
@@ -49,7 +49,8 @@ def resolve_data_root(
     opts = {"n_images": 24, "n_patients": 16, "image_size": 96, "seed": 0}
     opts.update({k: int(v) for k, v in synthetic_opts.items() if v is not None})
     base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
-    target = base / f"synthetic-{opts['seed']}-{opts['n_images']}-{opts['n_patients']}-{opts['image_size']}"
+    free = f"-free{opts['n_ggo_free']}" if opts.get("n_ggo_free") else ""
+    target = base / f"synthetic-{opts['seed']}-{opts['n_images']}-{opts['n_patients']}-{opts['image_size']}{free}"
     if (target / "structure.csv").is_file():
         return target.resolve()
     with atomic_directory(target, is_done=lambda done: (done / "structure.csv").is_file()) as tmp:

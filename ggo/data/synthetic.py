@@ -49,8 +49,9 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
-def _draw_film(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A cartoon chest film (H, W) uint8 and its regions by class name: GGO blobs inside two lungs."""
+def _draw_film(h: int, w: int, rng: np.random.Generator, ggo_free: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A cartoon chest film (H, W) uint8 and its regions by class name: GGO blobs inside two lungs
+    (none with ``ggo_free``: clear lungs, and no GGO region)."""
     # Radiological convention: the patient's right lung is on the image's left.
     lungs = {
         "Right Lung": (0.52 * h, 0.30 * w, 0.34 * h, 0.16 * w),
@@ -58,7 +59,7 @@ def _draw_film(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, di
     }
     lung_masks = {k: _ellipse((h, w), *v) for k, v in lungs.items()}
     ggo = np.zeros((h, w), dtype=bool)
-    for _ in range(1 + int(rng.random() < 0.25)):
+    for _ in range(0 if ggo_free else 1 + int(rng.random() < 0.25)):
         cy, cx, ly, lx = lungs[("Right Lung", "Left Lung")[int(rng.integers(0, 2))]]
         ry = ly * rng.uniform(0.25, 0.45)
         rx = lx * rng.uniform(0.45, 0.8)
@@ -74,7 +75,7 @@ def _draw_film(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, di
     blob = cv2.GaussianBlur(ggo.astype(np.float64), (0, 0), 1.0)
     image = image + 150.0 * blob + rng.normal(0.0, 4.0, (h, w))
     image8 = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    regions = {GGO_CLASS: ggo, **lung_masks}
+    regions = {GGO_CLASS: ggo, **lung_masks} if not ggo_free else dict(lung_masks)
     regions["Cardiomediastinum"] = _ellipse((h, w), 0.55 * h, 0.5 * w, 0.3 * h, 0.08 * w)
     return image8, regions
 
@@ -111,6 +112,7 @@ def make_synthetic_dataset(
     n_patients: int = 16,
     image_size: int = 96,
     seed: int = 0,
+    n_ggo_free: int = 0,
 ) -> Path:
     """Write a synthetic GGO dataset to ``root`` (created if needed) and return ``root``.
 
@@ -118,10 +120,15 @@ def make_synthetic_dataset(
     shared by ``n_patients`` patients (the first ``n_patients`` images get one patient each, the
     rest are follow-ups of random patients). PNG and JPEG files are mixed, image 2 has no Left
     Lung annotation (as happens in the real data), and ``metadata.csv`` lists two files that are
-    not in ``images/``. The same arguments always write the same files.
+    not in ``images/``. ``n_ggo_free`` adds GGO-free films (clear lungs, no GGO row in
+    structure.csv) named ``synthetic-free-NNN.png``: even ones are follow-ups of GGO patients, odd
+    ones have patients of their own; the GGO films are the same with or without them. The same
+    arguments always write the same files.
     """
     if n_images < 1 or n_patients < 1 or n_patients > n_images:
         raise ValueError(f"need 1 <= n_patients <= n_images, got n_images={n_images}, n_patients={n_patients}")
+    if n_ggo_free < 0:
+        raise ValueError(f"n_ggo_free must be >= 0, got {n_ggo_free}")
     if image_size < 16:
         raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
     rng = np.random.default_rng(seed)
@@ -150,6 +157,16 @@ def make_synthetic_dataset(
         visit = visits.get(patient, 0)
         visits[patient] = visit + 1
         metadata.append(_metadata_row(str(patient + 1), name, visit, rng))
+
+    free_rng = np.random.default_rng([seed, 1])  # its own stream: the GGO films stay as they were
+    for i in range(n_ggo_free):
+        h = w = image_size
+        name = f"synthetic-free-{i:03d}.png"
+        image8, regions = _draw_film(h, w, free_rng, ggo_free=True)
+        cv2.imwrite(str(root / "images" / name), image8)
+        _write_crops(root, name, (h, w), regions, hashlib.sha1(f"{seed}-free-{i}".encode()).hexdigest(), structure)
+        patient = str(i // 2 % n_patients + 1) if i % 2 == 0 else f"free{i}"
+        metadata.append(_metadata_row(patient, name, 9, free_rng))
 
     for extra in range(2):  # like the real metadata: rows for files that are not in images/
         metadata.append(_metadata_row(str(n_patients + 1 + extra), f"not-included-{extra}.jpg", 0, rng))

@@ -12,6 +12,7 @@ import ggo.data.cache as cache_module
 from ggo.data import (
     IncompleteCacheError,
     format_summary,
+    make_synthetic_dataset,
     open_cache,
     prepare_cache,
     prepare_from_config,
@@ -186,3 +187,29 @@ def test_resolve_data_root_prefers_explicit_root_then_ggo_data(tmp_path: Path, m
 def test_open_cache_on_a_missing_directory_says_how_to_build_one(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="python -m ggo.data prepare"):
         open_cache(tmp_path / "nope")
+
+
+def test_ggo_free_films_are_cached_flagged_and_kept_out_of_the_ggo_splits(tmp_path: Path) -> None:
+    plain = prepare_cache(make_synthetic_dataset(tmp_path / "plain", n_images=10, n_patients=7, image_size=48), cache_dir=tmp_path / "c", **SMALL)
+    root = make_synthetic_dataset(tmp_path / "free", n_images=10, n_patients=7, image_size=48, n_ggo_free=4)
+    cache = prepare_cache(root, cache_dir=tmp_path / "c", **SMALL)
+    m = cache.manifest.set_index("name")
+    free = [f"synthetic-free-{i:03d}.png" for i in range(4)]
+    assert len(cache) == 14 and cache.ggo_free.sum() == 4 and set(m.index[cache.ggo_free]) == set(free)
+    assert (m.loc[free, "ggo_fraction"] == 0).all() and (m.loc[free, "has_lungs"]).all()
+    assert all("empty_ggo" not in f for f in m.loc[free, "flags"])
+    before = plain.manifest.set_index("name")
+    assert (m.loc[before.index, "split"] == before["split"]).all()  # the GGO films' split is unchanged
+    assert m.loc["synthetic-free-000.png", "split"] == m.loc["synthetic-000.png", "split"]  # follows its patient
+    assert "test" not in set(m.loc[["synthetic-free-001.png", "synthetic-free-003.png"], "split"])  # new patients
+    for fold in (0, 1):
+        splits, negatives = cache.split(fold), cache.ggo_free_split(fold)
+        assert all(set(splits[k].names) == set(plain.split(fold)[k].names) for k in ("train", "val", "test"))
+        np.testing.assert_array_equal(splits["train"].masks, plain.split(fold)["train"].masks)
+        labels = {"val": f"fold{fold}", "test": "test"}
+        for key, label in labels.items():
+            assert negatives[key].names == [n for n in free if m.loc[n, "split"] == label]
+            assert not negatives[key].masks.any()
+        trained = set(cache.split(fold, train_ggo_free=True)["train"].names) - set(splits["train"].names)
+        assert trained == {n for n in free if m.loc[n, "split"] not in labels.values()}
+    assert "4 images without a GGO mask: GGO-free films" in format_summary(cache.summary)

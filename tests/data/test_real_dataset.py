@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ggo.data import LoadReport, Record, load_records, split_patients
+from ggo.data.split import split_with_ggo_free
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +33,42 @@ def loaded(real_root: Path) -> tuple[list[Record], LoadReport]:
     return records, report
 
 
-def test_real_dataset_has_93_records_of_67_patients(loaded) -> None:
+def test_real_dataset_has_93_ggo_records_of_67_patients_and_7_ggo_free_films(loaded) -> None:
     records, report = loaded
-    assert len(records) == 93
-    assert len({r.patient_id for r in records}) == 67
+    ggo = [r for r in records if not r.ggo_free]
+    assert len(ggo) == 93 and len(records) == 100
+    assert len({r.patient_id for r in ggo}) == 67
+    assert report.ggo_free == sorted(r.name for r in records if r.ggo_free) and len(report.ggo_free) == 7
+    assert all(not r.mask.any() for r in records if r.ggo_free)
     assert report.n_skipped == 0 and report.n_clipped == 0 and report.own_patient == []
 
 
 def test_real_masks_match_their_images(loaded) -> None:
     records, _ = loaded
     for r in records:
-        assert r.mask.shape == r.image.shape and r.mask.any(), r.name
-        assert r.lungs is not None and r.lungs.shape == r.image.shape, r.name
+        assert r.mask.shape == r.image.shape and (r.mask.any() or r.ggo_free), r.name
+        if not r.ggo_free:
+            assert r.lungs is not None and r.lungs.shape == r.image.shape, r.name
+
+
+def test_real_ggo_split_is_the_same_with_and_without_the_ggo_free_films(loaded) -> None:
+    """Every score on the 93 GGO films stays comparable: 18 test films of 13 patients, same folds."""
+    records, _ = loaded
+    ggo = [r for r in records if not r.ggo_free]
+    free = [r for r in records if r.ggo_free]
+    alone = split_patients(ggo, seed=0, test_fraction=0.2, folds=5)
+    both = split_with_ggo_free(ggo, free, seed=0, test_fraction=0.2, folds=5)
+    assert {r.name: both[r.name] for r in ggo} == alone
+    test = [r for r in ggo if alone[r.name] == "test"]
+    assert len(test) == 18 and len({r.patient_id for r in test}) == 13
+    test_patients = {r.patient_id for r in test}
+    for r in free:  # a test patient's GGO-free film is a test film; a new patient's never is
+        assert (both[r.name] == "test") == (r.patient_id in test_patients), r.name
 
 
 def test_real_split_keeps_patients_together_and_fills_every_split(loaded) -> None:
     records, _ = loaded
+    records = [r for r in records if not r.ggo_free]
     assignment = split_patients(records, seed=0, test_fraction=0.2, folds=5)
     splits_of: dict[str, set[str]] = {}
     for r in records:
@@ -59,6 +80,6 @@ def test_real_split_keeps_patients_together_and_fills_every_split(loaded) -> Non
 
 def test_real_ggo_masks_lie_inside_the_annotated_lungs(loaded) -> None:
     records, _ = loaded
-    inside = [float((r.mask & r.lungs).sum()) / r.mask.sum() for r in records if r.lungs is not None]
+    inside = [float((r.mask & r.lungs).sum()) / r.mask.sum() for r in records if r.lungs is not None and not r.ggo_free]
     assert np.median(inside) > 0.8
     assert np.mean(np.array(inside) > 0.5) > 0.95

@@ -62,14 +62,30 @@ def test_lungs_are_none_without_lung_annotation(builder) -> None:
     assert record.lungs is None and record.lung_sides == ()
 
 
-def test_only_ggo_annotated_images_are_records_sorted_by_name(builder) -> None:
-    for name in ("c.png", "a.png", "b.png"):
+def test_annotated_images_are_records_sorted_by_name_and_unannotated_ones_are_not(builder) -> None:
+    for name in ("c.png", "a.png", "b.png", "d.png"):
         builder.add_image(name, _image())
     builder.add_crop("c.png", GGO, top=0, left=0, crop=np.ones((2, 2), bool))
     builder.add_crop("a.png", GGO, top=0, left=0, crop=np.ones((2, 2), bool))
     builder.add_crop("b.png", "Left Lung", top=0, left=0, crop=np.ones((2, 2), bool))
-    records = load_records(builder.write())
-    assert [r.name for r in records] == ["a.png", "c.png"]
+    records = load_records(builder.write())  # d.png: in images/ but not in structure.csv
+    assert [r.name for r in records] == ["a.png", "b.png", "c.png"]
+    assert [r.ggo_free for r in records] == [False, True, False]
+
+
+def test_film_annotated_without_ggo_is_a_ggo_free_record_with_its_lungs(builder) -> None:
+    builder.add_image("a.png", _image())
+    builder.add_crop("a.png", GGO, top=0, left=0, crop=np.ones((2, 2), bool))
+    builder.add_image("b.png", _image(), patient="2")
+    builder.add_crop("b.png", "Left Lung", top=1, left=40, crop=np.ones((30, 15), bool))
+    builder.add_crop("b.png", "Right Lung", top=2, left=3, crop=np.ones((30, 15), bool))
+    builder.add_crop("b.png", "Cardiomediastinum", top=0, left=0, crop=np.ones((4, 4), bool))
+    report = LoadReport()
+    free = load_records(builder.write(), report=report)[1]
+    assert free.name == "b.png" and free.ggo_free and free.patient_id == "2"
+    assert free.mask.shape == (40, 60) and not free.mask.any()
+    assert free.lung_sides == ("left", "right") and free.lungs.sum() == 2 * 30 * 15
+    assert report.ggo_free == ["b.png"] and report.n_skipped == 0
 
 
 def test_crop_overflowing_the_image_is_clipped_with_warning(builder) -> None:

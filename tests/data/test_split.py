@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from ggo.data import split_patients
+from ggo.data.split import split_with_ggo_free
 
 
 def _images(n_patients: int = 30, seed: int = 0) -> dict[str, str]:
@@ -71,3 +72,28 @@ def test_too_few_patients_raise_a_clear_error() -> None:
 def test_bad_split_arguments_are_named(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         split_patients(_images(), **kwargs)
+
+
+def test_ggo_free_films_leave_the_ggo_split_unchanged_and_follow_their_patient() -> None:
+    images = _images()
+    alone = split_patients(images, seed=3)
+    free = {f"free-{p}.png": f"patient-{p}" for p in range(30)}  # one GGO-free follow-up per patient
+    both = split_with_ggo_free(images, free, seed=3)
+    assert {n: both[n] for n in images} == alone  # the GGO films' split is untouched
+    for name, patient in free.items():
+        ggo_film = next(n for n, p in images.items() if p == patient)
+        assert both[name] == alone[ggo_film]  # a test patient's GGO-free film is a test film
+    assert any(both[n] == "test" for n in free)
+
+
+def test_ggo_free_films_of_new_patients_go_to_folds_never_to_test_and_the_seed_fixes_them() -> None:
+    images = _images()
+    free = {f"new-{k}.png": f"new-patient-{k // 2}" for k in range(20)}  # 10 new patients, 2 films each
+    both = split_with_ggo_free(images, free, seed=0, folds=5)
+    labels = [both[n] for n in free]
+    assert "test" not in labels and Counter(labels) == {f"fold{k}": 4 for k in range(5)}  # dealt evenly
+    assert all(both[f"new-{2 * k}.png"] == both[f"new-{2 * k + 1}.png"] for k in range(10))  # patients kept together
+    assert split_with_ggo_free(images, free, seed=0, folds=5) == both
+    assert any(split_with_ggo_free(images, free, seed=s, folds=5)[n] != both[n] for s in (1, 2) for n in free)
+    with pytest.raises(ValueError, match="both as a GGO film and as a GGO-free film"):
+        split_with_ggo_free(images, {"p00-0.png": "patient-0"})
