@@ -52,7 +52,8 @@ def _export_record(record: Record, out: Path, stems: dict[str, str]) -> dict[str
         stems[stem] = name
         if not cv2.imwrite(str(out / "images" / name), record.image):
             raise OSError(f"could not write {out / 'images' / name}")
-    _write_mask(out / "masks" / f"{stem}.png", record.mask)
+    if not record.ggo_free:  # no mask: the folder layout's GGO-free film
+        _write_mask(out / "masks" / f"{stem}.png", record.mask)
     if record.lungs is not None:
         _write_mask(out / "lungs" / f"{stem}.png", record.lungs)
     sides = "+".join(record.lung_sides) if record.lungs is not None else ""
