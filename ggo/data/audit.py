@@ -73,7 +73,8 @@ def build_summary(
     split_names: list[str],
 ) -> dict[str, Any]:
     """The ``summary.json`` of a cache: counts, what loading worked around, the audit."""
-    fractions = manifest["ggo_fraction"].to_numpy(float)
+    ggo = ~manifest["ggo_free"].astype(bool) if "ggo_free" in manifest.columns else np.ones(len(manifest), bool)
+    fractions = manifest.loc[ggo, "ggo_fraction"].to_numpy(float)  # over the GGO films: a GGO-free film's 0 says nothing
     inside = manifest["ggo_inside_lungs"].to_numpy(float)
     return {
         "root": str(root),
