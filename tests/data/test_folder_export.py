@@ -18,7 +18,7 @@ from helpers import real_data_root, tiny_overrides
 
 SYNTHETIC = ["data=synthetic", "data.n_images=10", "data.n_patients=7", "data.image_size=48", "data.folds=2"]
 ARRAYS = ("images", "masks", "lungs", "has_lungs")
-SAME_COLUMNS = ["name", "patient_id", "split", "height", "width", "lung_sides", "has_lungs", "flags"]
+SAME_COLUMNS = ["name", "patient_id", "split", "height", "width", "lung_sides", "has_lungs", "flags", "ggo_free"]
 
 
 def _run(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -57,13 +57,15 @@ def test_real_dataset_round_trip_gives_the_same_cache_bit_for_bit(tmp_path: Path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         done = export_folder(root, out)
-        assert done["images"] == 93 and done["patients"] == 67 and done["skipped"] == []
+        assert done["images"] == 100 and done["skipped"] == []  # 93 GGO films and 7 GGO-free films
         small = {"resolution": 64, "cache_dir": tmp_path / "cache", "progress": False}
         native = prepare_cache(root, **small)
         folder = prepare_cache(out, layout="folder", **small)
     assert_same_cache(native, folder)
+    assert done["patients"] == native.manifest["patient_id"].nunique()
     assert set(folder.manifest["split"]) == {"test", "fold0", "fold1", "fold2", "fold3", "fold4"}
-    assert folder.summary["notes"] == [] and folder.summary["ggo_free_images"] == []
+    assert folder.summary["notes"] == [] and len(folder.summary["ggo_free_images"]) == 7  # exported without a mask
+    assert folder.summary["ggo_free_images"] == native.summary["ggo_free_images"]
 
 
 def test_export_then_prepare_from_the_command_line_prints_the_audit(tmp_path: Path) -> None:
