@@ -18,6 +18,7 @@ from ggo.training import (
     validation_epochs,
 )
 from ggo.training.precision import auto_precision, gpu_available, read_cpuinfo
+from ema_answer import check_ema_answers, ema_answers
 from update_order import check_update_order_answers, update_order_answers
 
 TRAINER = for_backend("tensorflow")  # this test process runs Keras on TensorFlow
@@ -358,3 +359,15 @@ def test_lung_head_learns_lungs_from_annotated_images_only_and_gates_ggo_outside
     assert gated.shape == (8, 32, 32, 1)
     assert float(gated[:, :4].max()) < 0.2  # the distractor row above the lungs is gated off
     assert evaluate(vt[..., :1], gated)["dice"] > 0.7
+
+
+# ---------------------------------------------------------------- weight average (train.ema)
+@pytest.mark.slow
+def test_generator_weight_average_has_the_known_answer_is_validated_kept_and_learns():
+    check_ema_answers(ema_answers())
+
+
+def test_a_discriminator_optimizer_with_a_weight_average_is_refused():
+    gan = make_gan("unet", "patchgan", 32, TINY_GEN, {**TINY_DISC, "n_layers": 2})
+    with pytest.raises(ValueError, match="d_optimizer has use_ema=True"):
+        gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(use_ema=True))
