@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from blobs import blobs
 
 MOMENTUM = 0.8
 
@@ -24,19 +25,6 @@ MOMENTUM = 0.8
 def _distance(a: list, b: list) -> float:
     """Largest absolute difference between two lists of arrays."""
     return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y))) for x, y in zip(a, b)))
-
-
-def _blobs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images, masks = [], []
-    for _ in range(n):
-        cx, cy = rng.uniform(size / 4, 3 * size / 4, 2)
-        r = rng.uniform(size / 8, size / 4)
-        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r).astype(np.float32)
-        images.append(rng.normal(-0.5, 0.2, (size, size)).astype(np.float32) + mask)
-        masks.append(mask)
-    return np.stack(images)[..., None], np.stack(masks)[..., None]
 
 
 def ema_answers(seed: int = 0) -> dict:
@@ -50,8 +38,8 @@ def ema_answers(seed: int = 0) -> dict:
     set_precision("float32")
     trainer = for_backend(keras.backend.backend())
     gen, disc = dict(depth=3, base_filters=4, max_filters=16), dict(n_layers=2, base_filters=4, max_filters=16)
-    x, y = _blobs(8, 32, seed)
-    vx, vy = _blobs(8, 32, seed + 1)
+    x, y = blobs(8, 32, seed)
+    vx, vy = blobs(8, 32, seed + 1)
     set_random_seed(seed)
     gan = trainer.make_gan("unet", "patchgan", 32, gen, disc)
     gan.compile(keras.optimizers.Adam(2e-3, beta_1=0.5, use_ema=True, ema_momentum=MOMENTUM), keras.optimizers.Adam(2e-4, beta_1=0.5))
@@ -99,8 +87,8 @@ def _learns(trainer, gen: dict, disc: dict, seed: int) -> list[float]:
 
     from ggo.training import make_schedule, set_random_seed
 
-    x, y = _blobs(16, 32, seed + 2)
-    vx, vy = _blobs(8, 32, seed + 3)
+    x, y = blobs(16, 32, seed + 2)
+    vx, vy = blobs(8, 32, seed + 3)
     set_random_seed(seed)
     gan = trainer.make_gan("unet", "patchgan", 32, gen, disc)
     steps = 20 * 4

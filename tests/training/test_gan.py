@@ -18,6 +18,7 @@ from ggo.training import (
     validation_epochs,
 )
 from ggo.training.precision import auto_precision, gpu_available, read_cpuinfo
+from blobs import blobs
 from ema_answer import check_ema_answers, ema_answers
 from update_order import check_update_order_answers, update_order_answers
 
@@ -33,20 +34,6 @@ TINY_DISC = dict(base_filters=4)
 def float32_policy_after_each_test():
     yield
     keras.mixed_precision.set_global_policy("float32")
-
-
-def blobs(n=16, size=32, seed=0):
-    """Noisy background with one bright disk per image; the mask is the disk."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images, masks = [], []
-    for _ in range(n):
-        cx, cy = rng.uniform(size / 4, 3 * size / 4, 2)
-        r = rng.uniform(size / 8, size / 4)
-        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r).astype(np.float32)
-        images.append(rng.normal(-0.5, 0.2, (size, size)).astype(np.float32) + mask)
-        masks.append(mask)
-    return np.stack(images)[..., None], np.stack(masks)[..., None]
 
 
 def tiny_gan(disc="patchgan", size=32, gen="unet", g_lr=2e-3, d_lr=2e-4, gen_options=None, **compile_kw):
