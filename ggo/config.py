@@ -169,6 +169,7 @@ class TrainConfig:
     lr_schedule: Schedule = Schedule.constant
     warmup_epochs: int = 0
     d_steps: int = 1
+    ema: float = 0.0  # decay of the generator weights' moving average per step (0: off; 0.99 ~ 100 steps)
     patience: int = 20
     precision: Precision = Precision.auto
     jit_compile: bool = False
@@ -269,6 +270,8 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("g_lr", "d_lr"):
         need(t[key] > 0 and math.isfinite(t[key]), f"train.{key}", t[key], "must be a positive number")
     need(0.0 <= t["beta_1"] < 1.0, "train.beta_1", t["beta_1"], "must be in [0, 1)")
+    need(0.0 <= t.get("ema", 0.0) < 1.0, "train.ema", t.get("ema"),
+         "must be in [0, 1): 0 turns the weight average off, 0.99 averages over about 100 generator steps")  # fmt: skip
     need(t["patience"] >= 0, "train.patience", t["patience"], "must be >= 0 (0 turns early stopping off)")
     need(t["warmup_epochs"] >= 0, "train.warmup_epochs", t["warmup_epochs"], "must be >= 0")
     need(t.get("val_every", 1) >= 1, "train.val_every", t.get("val_every"), "must be >= 1 (1 validates every epoch)")

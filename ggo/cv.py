@@ -7,6 +7,13 @@ the test patients after the threshold and small-component size chosen on the val
 only; and the **out-of-fold** per-image scores, every non-test film scored by the fold model that
 did not train on it, with the same chosen post-processing. GGO-free films are scored the same way
 for predicted GGO area (``oof/ggo_free_area``, ``test/ggo_free_area``: :mod:`ggo.ggo_free`).
+
+Several seeds per fold (``data.fold=0,1,2,3,4 train.seed=0,1``) make one configuration with more
+ensemble members: every fold's model is then the mean of its seed models' probability maps (for
+the out-of-fold scores and the post-processing choice), the test ensemble is the mean of those
+fold models (every fold weighs the same), and the shipped ensemble holds every member. The
+``*_fold_mean``/``*_fold_std`` statistics take each fold's seed-mean first (a single model's
+score, comparable with a one-seed sweep's), then mean and std over the folds.
 """
 
 from __future__ import annotations
@@ -22,32 +29,54 @@ from ggo.sweep import to_markdown
 
 #: Params that differ between the folds of one configuration (everything else must match).
 FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_id")
+#: Params that differ between the ensemble members of one fold (seeds of the same recipe).
+MEMBER_PARAMS = ("train.seed",)
+
+
+def _fold(run: Any) -> int:
+    return int(run.data.params.get("data.fold", 0))
+
+
+def _seed(run: Any) -> int:
+    return int(run.data.params.get("train.seed", 0))
+
+
+def by_fold(runs: list[Any]) -> dict[int, list[Any]]:
+    """``runs`` (one configuration) grouped by ``data.fold``, each fold's seeds in order."""
+    folds: dict[int, list[Any]] = {}
+    for run in sorted(runs, key=lambda r: (_fold(r), _seed(r))):
+        folds.setdefault(_fold(run), []).append(run)
+    return folds
 
 
 def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
-    """FINISHED children grouped by config without ``data.fold``; groups that cover >= 2 folds.
+    """FINISHED children grouped by config without ``data.fold`` and ``train.seed``; groups that
+    cover >= 2 folds, sorted by fold then seed.
 
     A ``data.fold=0,1,2,3,4`` sweep gives one group; crossing it with ``gen=unet,attention_unet``
-    gives two.
+    gives two; crossing it with ``train.seed=0,1`` gives one group of ten runs (two per fold).
     """
     groups: dict[tuple, list[Any]] = {}
     for run in children:
         if run.info.status != "FINISHED":
             continue
-        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS))
+        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS + MEMBER_PARAMS))
         groups.setdefault(key, []).append(run)
     return [
-        sorted(runs, key=lambda r: int(r.data.params.get("data.fold", 0)))
+        sorted(runs, key=lambda r: (_fold(r), _seed(r)))
         for runs in groups.values()
-        if len({r.data.params.get("data.fold") for r in runs}) >= 2
+        if len({_fold(r) for r in runs}) >= 2
     ]
 
 
 def fold_statistics(runs: list[Any]) -> dict[str, float]:
-    """Mean and std over folds of every ``val/*`` and ``test/*`` metric of ``runs``."""
+    """Mean and std over folds of every ``val/*`` and ``test/*`` metric of ``runs``; a fold with
+    several seeds counts once, with the mean of its seeds' values."""
     stats: dict[str, float] = {}
+    folds = by_fold(runs).values()
     for name in tracking.iter_metric_names(runs):
-        values = [r.data.metrics[name] for r in runs if name in r.data.metrics]
+        seed_means = [[r.data.metrics[name] for r in fold if name in r.data.metrics] for fold in folds]
+        values = [float(np.mean(v)) for v in seed_means if v]
         if values:
             stats[f"{name}_fold_mean"] = float(np.mean(values))
             stats[f"{name}_fold_std"] = float(np.std(values))
@@ -59,7 +88,7 @@ class Ensemble:
     """A configuration's fold ensemble: ``metrics`` on test, the run ``config`` (its ``eval``
     section set to the chosen post-processing), the mean val dice of every candidate
     ``"<threshold>/<size>"``, and the per-image scores (``test`` rows: the ensemble; ``oof``
-    rows: each fold's val films by that fold's model)."""
+    rows: each fold's val films by that fold's model, the mean of its seeds' maps)."""
 
     metrics: dict[str, float]
     config: dict[str, Any]
@@ -68,19 +97,25 @@ class Ensemble:
 
 
 def _fold_maps(uri: str, runs: list[Any], cache: Any, workdir: str) -> tuple[list[np.ndarray], list[tuple[Any, np.ndarray]], list[str]]:
-    """Each fold's test maps, its (val split, val maps) where they match the cache, the test names."""
+    """Each fold's test maps, its (val split, val maps) where they match the cache, the test
+    names; a fold with several seed runs gets the mean of their maps."""
     test_probs, val_folds, names = [], [], None
-    for run in runs:
-        path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
-        val = cache.split(int(run.data.params["data.fold"]))["val"]
-        with np.load(path) as npz:
-            run_names = [str(n) for n in npz["test_names"]]
-            if names is not None and run_names != names:
-                raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
-            names = run_names
-            test_probs.append(npz["test_probs"].astype(np.float32))
-            if [str(n) for n in npz["val_names"]] == list(val.names):
-                val_folds.append((val, npz["val_probs"].astype(np.float32)))
+    for fold, members in by_fold(runs).items():
+        val = cache.split(fold)["val"]
+        tests, vals = [], []
+        for run in members:
+            path = tracking.download_artifact(uri, run.info.run_id, "predictions/probabilities.npz", Path(workdir) / run.info.run_id)
+            with np.load(path) as npz:
+                run_names = [str(n) for n in npz["test_names"]]
+                if names is not None and run_names != names:
+                    raise ValueError(f"run {run.info.run_id} scored different test images: the folds do not share a split")
+                names = run_names
+                tests.append(npz["test_probs"].astype(np.float32))
+                if [str(n) for n in npz["val_names"]] == list(val.names):
+                    vals.append(npz["val_probs"].astype(np.float32))
+        test_probs.append(np.mean(tests, axis=0))
+        if len(vals) == len(members):  # every seed scored this fold's val films
+            val_folds.append((val, np.mean(vals, axis=0)))
     return test_probs, val_folds, names or []
 
 
@@ -89,7 +124,8 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
 
     The threshold and the minimum predicted-component size are chosen on the validation folds
     only (each fold's val probability maps against its own val masks), then applied to the mean
-    of the folds' test probability maps and to the out-of-fold maps.
+    of the folds' test probability maps and to the out-of-fold maps. With several seeds per fold
+    a fold's maps are the mean of its seeds' (see the module's docstring).
     """
     import pandas as pd
     import yaml
@@ -119,9 +155,12 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
 
 def _row(objective: str, runs: list[Any], stats: dict[str, float], ens: Ensemble) -> dict[str, Any]:
     first = runs[0].data.tags
+    member = tuple(f"{p}=" for p in ("data.fold", *MEMBER_PARAMS))
+    folds = by_fold(runs)
     return {
-        "config": " ".join(o for o in first.get("ggo.overrides", "").split() if not o.startswith("data.fold=")) or "defaults",
-        "folds": len(runs),
+        "config": " ".join(o for o in first.get("ggo.overrides", "").split() if not o.startswith(member)) or "defaults",
+        "folds": len(folds),
+        "seeds": "/".join(str(n) for n in sorted({len(m) for m in folds.values()})),  # per fold; "1/2": a seed run failed
         f"{objective} mean": stats.get(f"{objective}_fold_mean", float("nan")),
         f"{objective} std": stats.get(f"{objective}_fold_std", float("nan")),
         "ensemble test/dice": ens.metrics.get("dice", float("nan")),
@@ -171,7 +210,8 @@ def summarize_cv(uri: str, parent_run_id: str, groups: list[list[Any]], *, objec
     parent.log_text(table.to_csv(index=False), "cv_summary.csv")
     parent.log_text(to_markdown(table), "cv_summary.md")
     parent.detach()
-    print("\n[ggo] cross-validation (mean +- std over folds; ensemble = mean of the fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)
+    print("\n[ggo] cross-validation (mean +- std over folds, a fold's seeds averaged first; ensemble = mean of the "
+          "fold probability maps on test)\n%s\n" % to_markdown(table), flush=True)  # fmt: skip
 
 
 def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
@@ -189,11 +229,15 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
 
 
 def fold_generators(uri: str, runs: list[Any], workdir: str | Path) -> list[tuple[int, list[Path]]]:
-    """``(data.fold, generator files)`` of each run's logged ``model``, downloaded under ``workdir``."""
+    """``(data.fold, generator files)`` per fold: the generators of every seed run of that fold's
+    logged ``model`` (one fold model = the mean of its seeds), downloaded under ``workdir``."""
     out = []
-    for run in runs:
-        local = tracking.download_model(uri, run.info.run_id, Path(workdir) / f"m-{run.info.run_id}")
-        out.append((int(run.data.params.get("data.fold", 0)), sorted((local / "artifacts").glob("generator*.keras"))))
+    for fold, members in by_fold(runs).items():
+        paths: list[Path] = []
+        for run in members:
+            local = tracking.download_model(uri, run.info.run_id, Path(workdir) / f"m-{run.info.run_id}")
+            paths.extend(sorted((local / "artifacts").glob("generator*.keras")))
+        out.append((fold, paths))
     return out
 
 
@@ -230,7 +274,8 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
     tags.update(
         {
             "fold": "ensemble",
-            "ggo.cv_folds": ",".join(r.data.params.get("data.fold", "?") for r in runs),
+            "ggo.cv_folds": ",".join(str(f) for f in by_fold(runs)),
+            "ggo.cv_seeds": ",".join(str(s) for s in sorted({_seed(r) for r in runs})),
             "ggo.min_component_px": ens.config["eval"]["min_component_px"],
             "ggo.threshold": ens.config["eval"]["threshold"],
         }

@@ -173,14 +173,17 @@ def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any
         tracker.set_tags({"disc": f"patchgan{rf}", "ggo.disc_receptive_field": rf})
     steps, epochs = _steps_per_epoch(config, data), int(t["epochs"])
 
-    def optimizer(lr: float) -> Any:
-        schedule = make_schedule(lr, t["lr_schedule"], total_steps=epochs * steps, warmup_steps=int(t["warmup_epochs"]) * steps)
-        return keras.optimizers.Adam(learning_rate=schedule, beta_1=float(t["beta_1"]))
+    def optimizer(lr: float, updates_per_batch: int = 1, ema: float = 0.0) -> Any:
+        # A schedule counts optimizer updates: the discriminator makes d_steps per batch.
+        n = steps * updates_per_batch
+        schedule = make_schedule(lr, t["lr_schedule"], total_steps=epochs * n, warmup_steps=int(t["warmup_epochs"]) * n)
+        averaging = {"use_ema": True, "ema_momentum": ema} if ema > 0 else {}  # Keras' EMA of the weights
+        return keras.optimizers.Adam(learning_rate=schedule, beta_1=float(t["beta_1"]), **averaging)
 
     gan = data.trainer.GAN(generator, discriminator)
     gan.compile(
-        g_optimizer=optimizer(t["g_lr"]),
-        d_optimizer=optimizer(t["d_lr"]) if discriminator is not None else None,
+        g_optimizer=optimizer(t["g_lr"], ema=float(t.get("ema", 0.0))),
+        d_optimizer=optimizer(t["d_lr"], int(t["d_steps"])) if discriminator is not None else None,
         adversarial_weight=float(loss["adversarial"]),
         l1_weight=float(loss["l1"]),
         bce_weight=float(loss["bce"]),

@@ -69,6 +69,8 @@ def test_unknown_group_option_lists_the_valid_ones() -> None:
         ("preprocess.resolution=100", "preprocess.resolution"),
         ("data.fold=5", "data.fold"),
         ("loss.l1=0", "loss"),
+        ("train.ema=1.0", "train.ema"),
+        ("train.ema=-0.5", "train.ema"),
     ],
 )
 def test_out_of_range_values_raise_config_error_naming_the_key(override: str, needle: str) -> None:

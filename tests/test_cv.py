@@ -120,3 +120,61 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     assert model.unwrap_python_model().config["threshold"] == threshold  # ships what val chose
     gray16 = (np.random.default_rng(1).random((120, 90)) * 65535).astype(np.uint16)
     assert model.predict(gray16)[0].shape == (120, 90)
+
+
+def _probs(client_uri: str, run, key: str, dst: Path) -> np.ndarray:
+    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="predictions/probabilities.npz", dst_path=str(dst / run.info.run_id), tracking_uri=client_uri)
+    with np.load(path) as npz:
+        return npz[key].astype(np.float32)
+
+
+def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(tmp_path: Path, tracking_uri: str) -> None:
+    import pandas as pd
+    import yaml
+
+    from ggo.data import prepare_from_config
+    from ggo.metrics import evaluate
+    from ggo.postprocess import postprocess_probs
+
+    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", "train.seed=0,1", *tiny_overrides(tmp_path, tracking_uri)]
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("ggo.role") == "parent")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    fold = {f: sorted((c for c in children if c.data.params["data.fold"] == str(f)), key=lambda c: c.data.params["train.seed"]) for f in (0, 1)}
+    assert [[c.data.params["train.seed"] for c in fold[f]] for f in (0, 1)] == [["0", "1"], ["0", "1"]]
+
+    # val/* over folds: each fold counts once, with its seeds' mean (a single model's score).
+    m = parent.data.metrics
+    per_fold = [np.mean([c.data.metrics["val/dice"] for c in fold[f]]) for f in (0, 1)]
+    assert m["val/dice"] == pytest.approx(np.mean(per_fold)) and m["val/dice_std"] == pytest.approx(np.std(per_fold))
+    assert parent.data.tags["ggo.cv_folds"] == "0,1" and parent.data.tags["ggo.cv_seeds"] == "0,1"
+
+    # Each fold's model is the mean of its seeds' maps: test ensemble and out-of-fold scores.
+    choice = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/postprocess_choice.json")
+    threshold, min_px = choice["chosen_threshold"], choice["chosen_min_component_px"]
+    test_maps = [np.mean([_probs(tracking_uri, c, "test_probs", tmp_path) for c in fold[f]], axis=0) for f in (0, 1)]
+    cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
+    cache = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False)
+    test = cache.split(0)["test"]
+    expected = evaluate(test.masks, postprocess_probs(np.mean(test_maps, axis=0), min_px, threshold), threshold)
+    assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="scores/per_image.csv", dst_path=str(tmp_path / "scores"), tracking_uri=tracking_uri))  # fmt: skip
+    oof = table[table["split"] == "oof"]
+    vals = [cache.split(f)["val"] for f in (0, 1)]
+    assert list(oof["image"]) == [n for v in vals for n in v.names]  # every film once, not once per seed
+    fold0 = np.mean([_probs(tracking_uri, c, "val_probs", tmp_path) for c in fold[0]], axis=0)
+    expected0 = evaluate(vals[0].masks, postprocess_probs(fold0, min_px, threshold), threshold)
+    assert oof["dice"].iloc[: len(vals[0].names)].mean() == pytest.approx(expected0["dice"], abs=1e-6)
+
+    # One configuration in the CV table (the seed is no axis of it), and all four members shipped.
+    summary = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="cv_summary.csv", dst_path=str(tmp_path / "cvs"), tracking_uri=tracking_uri))  # fmt: skip
+    assert len(summary) == 1 and summary.loc[0, "folds"] == 2 and str(summary.loc[0, "seeds"]) == "2"
+    assert "train.seed" not in summary.loc[0, "config"]
+    mlflow.set_tracking_uri(tracking_uri)
+    assert len(mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").unwrap_python_model().generators) == 4

@@ -11,7 +11,7 @@ import keras
 
 from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss
 from ggo.metrics import SegmentationMetrics
-from ggo.training.callbacks import RaiseOnNonFinite
+from ggo.training.callbacks import GeneratorEMA, RaiseOnNonFinite
 
 LOSS_NAMES = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung")
 
@@ -27,6 +27,17 @@ def _uses_float16(model: keras.Model | None) -> bool:
     if model is None:
         return False
     return any(layer.compute_dtype == "float16" for layer in model.layers)
+
+
+def ema_optimizer(optimizer: keras.optimizers.Optimizer | None) -> keras.optimizers.Optimizer | None:
+    """The optimizer that keeps ``optimizer``'s weight averages (``use_ema=True``; the inner one
+    of a ``LossScaleOptimizer``), or None when it keeps none."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return inner if getattr(inner, "use_ema", False) else None
+
+
+def _skip_finalize(var_list) -> None:
+    """Stands in for Keras' ``finalize_variable_values`` during a GAN's ``fit`` (see ``GANBase.fit``)."""
 
 
 def _check_compile_args(
@@ -144,6 +155,11 @@ class GANBase(keras.Model):
             raise ValueError("A GAN with a discriminator needs d_optimizer")
         if d_optimizer is not None and d_optimizer is g_optimizer:
             raise ValueError("g_optimizer and d_optimizer must be different optimizer objects")
+        if ema_optimizer(d_optimizer) is not None:
+            raise ValueError(
+                "d_optimizer has use_ema=True: ggo averages the generator's weights only (the "
+                "discriminator is neither evaluated nor shipped); create it without use_ema"
+            )
         if any(k in kwargs for k in ("loss", "metrics", "optimizer")):
             raise ValueError("GAN.compile takes g_optimizer/d_optimizer and loss weights, not "
                              "optimizer/loss/metrics")
@@ -261,7 +277,12 @@ class GANBase(keras.Model):
         """``keras.Model.fit``, plus a ``RaiseOnNonFinite`` callback (see ``compile``).
 
         ``shuffle`` defaults to False for what ``make_dataset`` returns (it shuffles itself,
-        seeded; Keras would ignore the flag and warn, or reorder batches unseeded)."""
+        seeded; Keras would ignore the flag and warn, or reorder batches unseeded).
+
+        When the generator's optimizer keeps an exponential moving average of the weights
+        (``keras.optimizers.Adam(..., use_ema=True, ema_momentum=0.99)``), a
+        :class:`~ggo.training.callbacks.GeneratorEMA` callback goes first: validation, the
+        ``on_epoch_end`` callbacks and the model after ``fit`` see the averaged generator."""
         if self._shuffles_itself(x):
             kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
@@ -269,7 +290,20 @@ class GANBase(keras.Model):
             isinstance(c, RaiseOnNonFinite) for c in callbacks
         ):
             callbacks.append(RaiseOnNonFinite())
-        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        ema = ema_optimizer(self.g_optimizer)
+        if ema is None:
+            return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        if any(isinstance(c, keras.callbacks.SwapEMAWeights) for c in callbacks):
+            raise ValueError("GAN.fit swaps the generator's EMA weights itself (GeneratorEMA); pass no SwapEMAWeights callback")
+        # Keras ends fit with model.optimizer.finalize_variable_values(model.trainable_weights):
+        # it writes the averages over ALL the model's weights, and a GAN's are the generator's
+        # and the discriminator's (Keras refuses the length mismatch). GeneratorEMA finalizes
+        # the generator itself (on_train_end), so Keras' call does nothing during this fit.
+        ema.finalize_variable_values = _skip_finalize
+        try:
+            return super().fit(x, *args, callbacks=[GeneratorEMA(), *callbacks], **kwargs)
+        finally:
+            del ema.finalize_variable_values
 
     # ---------------------------------------------------------------- losses
     def _segmentation_loss(self, targets, heads):
@@ -301,4 +335,4 @@ def build_pair(
     return build_models({"name": gen_name, **(gen_options or {})}, {"name": disc_name, **(disc_options or {})}, resolution)
 
 
-__all__ = ["ADVERSARIAL_UPDATES", "GANBase", "LOSS_NAMES", "build_pair"]
+__all__ = ["ADVERSARIAL_UPDATES", "GANBase", "LOSS_NAMES", "build_pair", "ema_optimizer"]

@@ -18,6 +18,8 @@ from ggo.training import (
     validation_epochs,
 )
 from ggo.training.precision import auto_precision, gpu_available, read_cpuinfo
+from blobs import blobs
+from ema_answer import check_ema_answers, ema_answers
 from update_order import check_update_order_answers, update_order_answers
 
 TRAINER = for_backend("tensorflow")  # this test process runs Keras on TensorFlow
@@ -32,20 +34,6 @@ TINY_DISC = dict(base_filters=4)
 def float32_policy_after_each_test():
     yield
     keras.mixed_precision.set_global_policy("float32")
-
-
-def blobs(n=16, size=32, seed=0):
-    """Noisy background with one bright disk per image; the mask is the disk."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images, masks = [], []
-    for _ in range(n):
-        cx, cy = rng.uniform(size / 4, 3 * size / 4, 2)
-        r = rng.uniform(size / 8, size / 4)
-        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r).astype(np.float32)
-        images.append(rng.normal(-0.5, 0.2, (size, size)).astype(np.float32) + mask)
-        masks.append(mask)
-    return np.stack(images)[..., None], np.stack(masks)[..., None]
 
 
 def tiny_gan(disc="patchgan", size=32, gen="unet", g_lr=2e-3, d_lr=2e-4, gen_options=None, **compile_kw):
@@ -358,3 +346,15 @@ def test_lung_head_learns_lungs_from_annotated_images_only_and_gates_ggo_outside
     assert gated.shape == (8, 32, 32, 1)
     assert float(gated[:, :4].max()) < 0.2  # the distractor row above the lungs is gated off
     assert evaluate(vt[..., :1], gated)["dice"] > 0.7
+
+
+# ---------------------------------------------------------------- weight average (train.ema)
+@pytest.mark.slow
+def test_generator_weight_average_has_the_known_answer_is_validated_kept_and_learns():
+    check_ema_answers(ema_answers())
+
+
+def test_a_discriminator_optimizer_with_a_weight_average_is_refused():
+    gan = make_gan("unet", "patchgan", 32, TINY_GEN, {**TINY_DISC, "n_layers": 2})
+    with pytest.raises(ValueError, match="d_optimizer has use_ema=True"):
+        gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(use_ema=True))
