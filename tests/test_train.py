@@ -172,6 +172,25 @@ def test_lung_head_run_logs_the_lung_loss_and_ships_a_one_channel_gated_model(tm
     assert mask.shape == (80, 100) and set(np.unique(mask)) <= {0, 1}
 
 
+def test_aux_heads_run_logs_each_head_loss_and_the_films_that_train_it(tmp_path: Path, tracking_uri: str) -> None:
+    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.aux_heads=[heart,lungs]", "train.epochs=6", "train.g_lr=3e-3"]
+    proc = run_train(overrides, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = mlflow.MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["gen"] == "unet+heart+lungs"
+    n_train = int(run.data.params["data.n_train"])
+    assert run.data.params["data.n_train_heart"] == str(n_train)  # the cartoon heart is on every film
+    assert int(run.data.params["data.n_train_lungs"]) in (n_train, n_train - 1)  # one film lacks a lung side
+    for term in ("train/heart", "train/lung"):
+        values = [m.value for m in sorted(client.get_metric_history(run.info.run_id, term), key=lambda m: m.step)]
+        assert len(values) == 6 and values[-1] < 0.8 * values[0], term
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    (mask,) = model.predict([(np.random.default_rng(0).random((80, 100)) * 255).astype(np.uint8)])
+    assert mask.shape == (80, 100) and set(np.unique(mask)) <= {0, 1}  # still one GGO mask
+
+
 def test_lung_head_without_a_lung_loss_is_refused_before_training(tmp_path: Path) -> None:
     proc = run_train(["gen.lung_head=true", "loss.lung=0", *tiny_overrides(tmp_path)], cwd=tmp_path)
     assert proc.returncode != 0

@@ -7,9 +7,12 @@ and a stale cache is never reused. A cache is built in a temporary directory, fi
 ``COMPLETE`` marker and renamed into place in one step: an interrupted build is never read.
 
 Files: ``images.npy`` (N, R, R, 1) float32 in [-1, 1], ``masks.npy`` and ``lungs.npy``
-(N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``manifest.csv`` (name, patient_id,
-split, height, width, ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags: one row per
-array index), ``config.json``, ``summary.json`` and ``COMPLETE``.
+(N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``class_<head>.npy`` (N, R, R, 1) uint8
+for each auxiliary head but the lungs (heart, airways, consolidation, devices; all zeros where the
+film has no such annotation), ``manifest.csv`` (name, patient_id, split, height, width,
+ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags, classes: one row per array index;
+``classes`` lists the heads annotated on the film, joined by ``+``), ``config.json``,
+``summary.json`` and ``COMPLETE``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ from ggo.data.records import (
     iter_records,
 )
 from ggo.data.split import TEST, check_split_args, fold_name, split_patients
+from ggo.heads import CLASS_HEADS, LUNGS, head_known, resolve_heads
 from ggo.paths import default_cache_dir
 
-CACHE_VERSION = 1  # bump when the cache's content changes for the same inputs
+CACHE_VERSION = 2  # 2: class_<head>.npy and the manifest's classes column. Bump when the cache's content changes for the same inputs
 COMPLETE = "COMPLETE"
 MANIFEST_COLUMNS = [
     "name", "patient_id", "split", "height", "width", "ggo_fraction", "ggo_inside_lungs",
-    "lung_sides", "has_lungs", "flags",
+    "lung_sides", "has_lungs", "flags", "classes",
 ]  # fmt: skip
 
 
@@ -60,7 +64,9 @@ class Split:
     ``lungs`` (N, R, R, 1) float32 in {0, 1}, ``has_lungs`` (N,) bool (False: ``lungs`` is all
     zeros because the image has no lung annotation), and the ``names`` and ``patients`` per row.
     ``complete_lungs`` (N,) bool: both lungs are annotated (a lung head learns only from those:
-    a missing side would teach it that lung is background)."""
+    a missing side would teach it that lung is background). ``aux`` (N, R, R, 1) float32 masks
+    and ``aux_known`` (N,) bool per auxiliary head asked of :meth:`Cache.split` (lungs aside):
+    whether the film's target is known (:func:`ggo.heads.head_known`)."""
 
     images: np.ndarray
     masks: np.ndarray
@@ -69,15 +75,35 @@ class Split:
     names: list[str]
     patients: list[str]
     complete_lungs: np.ndarray | None = None
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    aux_known: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def targets(self, lung_head: bool = False) -> np.ndarray:
-        """Training targets: ``masks`` (N, R, R, 1); with ``lung_head``, (N, R, R, 3) = GGO,
-        lungs, lung weight (1 on images whose lungs are completely annotated, else 0)."""
-        if not lung_head:
+    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(target (N, R, R, 1) float32, known (N,) bool)`` of auxiliary head ``name``."""
+        if name == LUNGS:
+            complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
+            return self.lungs, complete
+        if name not in self.aux:
+            raise KeyError(f"head {name!r} was not loaded: ask for it with Cache.split(fold, aux_heads=[{name!r}])")
+        return self.aux[name], self.aux_known[name]
+
+    def targets(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """Training targets: ``masks`` (N, R, R, 1) without heads; else (N, R, R, 1 + 2K): GGO,
+        then per head of :func:`ggo.heads.resolve_heads` (``lung_head``, ``aux_heads``) its target
+        and its weight (1 on films whose target is known, else 0). ``lung_head`` alone gives
+        (N, R, R, 3) = GGO, lungs, lung weight (1 where both lungs are annotated)."""
+        heads = resolve_heads(lung_head, aux_heads)
+        if not heads:
             return self.masks
-        complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
-        weight = np.broadcast_to(complete.astype(np.float32)[:, None, None, None], self.masks.shape)
-        return np.concatenate([self.masks, self.lungs, weight], axis=-1)
+        channels = [self.masks]
+        for name in heads:
+            target, known = self.head(name)
+            channels += [target, np.broadcast_to(known.astype(np.float32)[:, None, None, None], self.masks.shape)]
+        return np.concatenate(channels, axis=-1)
+
+    def known_counts(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, int]:
+        """How many films train each head (their target is known)."""
+        return {name: int(self.head(name)[1].sum()) for name in resolve_heads(lung_head, aux_heads)}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -107,9 +133,10 @@ class Cache:
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.path / f"{name}.npy", mmap_mode="r")
 
-    def split(self, fold: int) -> dict[str, Split]:
+    def split(self, fold: int, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
         """``{"train", "val", "test"}`` for cross-validation fold ``fold``: val is that fold,
-        train the other folds, test the held-out patients (the same for every fold)."""
+        train the other folds, test the held-out patients (the same for every fold).
+        ``aux_heads``: the auxiliary heads whose masks to load (only those are read)."""
         if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < self.folds:
             raise ValueError(f"fold must be an integer in 0..{self.folds - 1} for this cache ({self.path}), got {fold!r}")
         labels = self.manifest["split"].to_numpy(dtype=str)
@@ -121,6 +148,9 @@ class Cache:
         patients = self.manifest["patient_id"].tolist()
         sides = self.manifest["lung_sides"].fillna("").astype(str).str.split("+")
         complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
+        wanted = [h for h in resolve_heads(False, aux_heads) if h != LUNGS]
+        annotated = self.manifest["classes"].fillna("").astype(str).str.split("+")
+        known = {h: np.array([head_known(h, a, s) for a, s in zip(annotated, sides)], bool) for h in wanted}
         out: dict[str, Split] = {}
         for key, select in (("train", train), ("val", val), ("test", test)):
             idx = np.flatnonzero(select)
@@ -132,6 +162,8 @@ class Cache:
                 names=[names[i] for i in idx],
                 patients=[patients[i] for i in idx],
                 complete_lungs=complete[idx],
+                aux={h: np.asarray(self._array(f"class_{h}")[idx], dtype=np.float32) for h in wanted},
+                aux_known={h: known[h][idx] for h in wanted},
             )
         return out
 
@@ -208,7 +240,7 @@ def open_cache(path: str | Path) -> Cache:
         )
     manifest = pd.read_csv(
         path / "manifest.csv",
-        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str},
+        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str, "classes": str},
         keep_default_na=False,
         na_values={"ggo_inside_lungs": [""]},
     )
@@ -224,6 +256,7 @@ class _Built:
     images: list[np.ndarray] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
     lungs: list[np.ndarray] = field(default_factory=list)
+    classes: dict[str, list[np.ndarray]] = field(default_factory=lambda: {h: [] for h in CLASS_HEADS})
     rows: list[dict[str, Any]] = field(default_factory=list)
     suspicious: list[dict[str, Any]] = field(default_factory=list)
 
@@ -252,12 +285,16 @@ def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: L
         "name": record.name, "patient_id": record.patient_id, "height": record.shape[0],
         "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
         "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
+        "classes": "+".join(h for h in CLASS_HEADS if h in record.classes),
     })  # fmt: skip
     if reasons:
         built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
     built.images.append(image)
     built.masks.append(mask.astype(np.uint8))
     built.lungs.append(lung.astype(np.uint8))
+    for head, masks in built.classes.items():
+        plane = record.classes.get(head)
+        masks.append((preprocess_mask(plane, res, fit=fit) if plane is not None else np.zeros((res, res))).astype(np.uint8))
 
 
 def _preprocess_records(root: Path, layout: str, pre: Mapping[str, Any], report: LoadReport, progress: bool) -> _Built:
@@ -299,6 +336,8 @@ def _write_cache(
         np.save(tmp / "masks.npy", np.stack(built.masks)[..., None])  # (N, R, R, 1) uint8
         np.save(tmp / "lungs.npy", np.stack(built.lungs)[..., None])  # (N, R, R, 1) uint8
         np.save(tmp / "has_lungs.npy", manifest["has_lungs"].to_numpy(bool))
+        for head, masks in built.classes.items():
+            np.save(tmp / f"class_{head}.npy", np.stack(masks)[..., None])  # (N, R, R, 1) uint8
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "config.json").write_text(json.dumps({**config, "root": str(root)}, indent=2) + "\n")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

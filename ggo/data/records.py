@@ -29,6 +29,7 @@ import pandas as pd
 
 from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.preprocess import to_grayscale_uint8
+from ggo.heads import CLASS_HEADS, HEAD_CLASSES
 
 GGO_CLASS = "Ground Glass Opacities"
 LUNG_CLASSES = {"Left Lung": "left", "Right Lung": "right"}
@@ -49,7 +50,9 @@ class Record:
     ``image`` is (H, W) uint8 grayscale; ``mask`` (H, W) bool is the union of every GGO crop;
     ``lungs`` (H, W) bool is the union of the Left Lung and Right Lung crops, or None when neither
     side is annotated; ``lung_sides`` says which sides were ("left", "right"). ``source`` is the
-    image file it was read from.
+    image file it was read from. ``classes`` holds the other annotated classes an auxiliary head
+    can learn, (H, W) bool by head name (``heart``, ``airways``, ``consolidation``, ``devices``:
+    see :data:`ggo.heads.HEAD_CLASSES`); a class the film has no annotation of is absent.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Record:
     lungs: np.ndarray | None = None
     lung_sides: tuple[str, ...] = ()
     source: Path | None = None
+    classes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -343,6 +347,7 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
                 lungs |= side_mask
                 sides.append(side)
 
+        classes = _class_masks(rows, root, shape, report, name)
         patient = patients.get(name)
         if patient is None:
             patient = f"image:{name}"
@@ -357,7 +362,22 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
             lungs=lungs if sides else None,
             lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
             source=image_path,
+            classes=classes,
         )
+
+
+def _class_masks(rows: pd.DataFrame, root: Path, shape: tuple[int, int], report: LoadReport, name: str) -> dict[str, np.ndarray]:
+    """The auxiliary heads' masks of one image (:data:`ggo.heads.CLASS_HEADS`): each the union of
+    its classes' crops, for the heads with at least one readable crop."""
+    out: dict[str, np.ndarray] = {}
+    for head in CLASS_HEADS:
+        head_rows = rows[rows["Template Name"].isin(HEAD_CLASSES[head])]
+        if head_rows.empty:
+            continue
+        mask, ok = _paste_crops(head_rows, root, shape, report, name)
+        if any(ok):
+            out[head] = mask
+    return out
 
 
 def load_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> list[Record]:
