@@ -262,7 +262,7 @@ class GANBase(keras.Model):
         return [*self.loss_trackers.values(), self.segmentation_metrics]
 
     def call(self, images, training=False):
-        """Generator logits (B, R, R, 1) for images (B, R, R, C)."""
+        """Generator logits (B, R, R, 1 + K: GGO, then its auxiliary heads) for images (B, R, R, C)."""
         return self.generator(images, training=training)
 
     def get_config(self):
