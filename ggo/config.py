@@ -328,6 +328,8 @@ def _check_heads(gen: dict[str, Any], loss: dict[str, Any], need: Any) -> None:
     if LUNGS in heads:
         why = "gen.lung_head=true" if gen.get("lung_head") else "lungs in gen.aux_heads"
         need(loss["lung"] > 0, "loss.lung", loss["lung"], f"must be > 0 with {why} (the lung head learns from it)")
+    for head, weight in (loss.get("aux") or {}).items():
+        need(weight >= 0, f"loss.aux.{head}", weight, "must be >= 0")
     for head in heads:
         if head != LUNGS:
             weight = (loss.get("aux") or {}).get(head, 0.0)

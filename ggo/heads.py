@@ -103,9 +103,10 @@ def anatomy_annotated(annotated: Collection[str], lung_sides: Collection[str]) -
     return "heart" in annotated and len(lung_sides) > 0
 
 
-def head_known(head: str, annotated: Collection[str], lung_sides: Collection[str]) -> bool:
+def head_known(head: str, annotated: Collection[str], lung_sides: Collection[str], unmasked: Collection[str] = ()) -> bool:
     """Whether a film's target for ``head`` is known (weight 1): ``annotated`` are the
-    :data:`CLASS_HEADS` annotated on it, ``lung_sides`` its annotated lung sides.
+    :data:`CLASS_HEADS` annotated on it, ``lung_sides`` its annotated lung sides, ``unmasked``
+    the heads with a class marked on it without a mask (unknown: drawn partly or not at all).
 
     ``lungs``: both sides annotated (a missing side would teach that lung is background).
     ``heart``, ``airways``: annotated. ``consolidation``, ``devices``: annotated, or absent from a
@@ -113,6 +114,8 @@ def head_known(head: str, annotated: Collection[str], lung_sides: Collection[str
     """
     if head == LUNGS:
         return all(side in lung_sides for side in ("left", "right"))
+    if head in unmasked:
+        return False
     if head in annotated:
         return True
     return MISSING[head] == "none" and anatomy_annotated(annotated, lung_sides)

@@ -42,10 +42,12 @@ CASES = {
     "one lung side": ({"heart"}, ("right",), dict(lungs=0, heart=1, airways=0, consolidation=1, devices=1)),
     "no heart": (set(), ("left", "right"), dict(lungs=1, heart=0, airways=0, consolidation=0, devices=0)),
     "nothing but devices": ({"devices"}, (), dict(lungs=0, heart=0, airways=0, consolidation=0, devices=1)),
+    "probes without a mask": ({"heart"}, ("left", "right"), dict(lungs=1, heart=1, airways=0, consolidation=1, devices=0)),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_missing_annotation_is_unknown_or_none_by_class(case: str) -> None:
     annotated, sides, expected = CASES[case]
-    assert {h: int(head_known(h, annotated, sides)) for h in expected} == expected
+    unmasked = {"devices"} if case == "probes without a mask" else set()
+    assert {h: int(head_known(h, annotated, sides, unmasked)) for h in expected} == expected

@@ -11,7 +11,8 @@ Files: ``images.npy`` (N, R, R, 1) float32 in [-1, 1], ``masks.npy`` and ``lungs
 for each auxiliary head but the lungs (heart, airways, consolidation, devices; all zeros where the
 film has no such annotation), ``manifest.csv`` (name, patient_id, split, height, width,
 ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags, classes: one row per array index;
-``classes`` lists the heads annotated on the film, joined by ``+``), ``config.json``,
+``classes`` lists the heads annotated on the film, joined by ``+``; ``unmasked`` those with a
+class marked without a mask), ``config.json``,
 ``summary.json`` and ``COMPLETE``.
 """
 
@@ -50,7 +51,7 @@ CACHE_VERSION = 2  # 2: class_<head>.npy and the manifest's classes column. Bump
 COMPLETE = "COMPLETE"
 MANIFEST_COLUMNS = [
     "name", "patient_id", "split", "height", "width", "ggo_fraction", "ggo_inside_lungs",
-    "lung_sides", "has_lungs", "flags", "classes",
+    "lung_sides", "has_lungs", "flags", "classes", "unmasked",
 ]  # fmt: skip
 
 
@@ -150,7 +151,8 @@ class Cache:
         complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
         wanted = [h for h in resolve_heads(False, aux_heads) if h != LUNGS]
         annotated = self.manifest["classes"].fillna("").astype(str).str.split("+")
-        known = {h: np.array([head_known(h, a, s) for a, s in zip(annotated, sides)], bool) for h in wanted}
+        unmasked = self.manifest["unmasked"].fillna("").astype(str).str.split("+")
+        known = {h: np.array([head_known(h, *film) for film in zip(annotated, sides, unmasked)], bool) for h in wanted}
         out: dict[str, Split] = {}
         for key, select in (("train", train), ("val", val), ("test", test)):
             idx = np.flatnonzero(select)
@@ -240,7 +242,7 @@ def open_cache(path: str | Path) -> Cache:
         )
     manifest = pd.read_csv(
         path / "manifest.csv",
-        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str, "classes": str},
+        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str, "classes": str, "unmasked": str},
         keep_default_na=False,
         na_values={"ggo_inside_lungs": [""]},
     )
@@ -286,6 +288,7 @@ def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: L
         "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
         "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
         "classes": "+".join(h for h in CLASS_HEADS if h in record.classes),
+        "unmasked": "+".join(h for h in CLASS_HEADS if h in record.unmasked),
     })  # fmt: skip
     if reasons:
         built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})

@@ -26,7 +26,7 @@ def _film(builder, name: str, patient: str, templates: dict[str, tuple[int, int]
 
 @pytest.fixture()
 def hand_made(builder) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
-    """Five films with known annotations, read through the cache: name -> head -> (target, weight)."""
+    """Six films with known annotations, read through the cache: name -> head -> (target, weight)."""
     lungs = {"Left Lung": (8, 24), "Right Lung": (8, 4)}
     _film(builder, "full.png", "1", {**lungs, "Cardiomediastinum": (20, 16), "Airways": (0, 16),
                                      "Consolidation": (28, 4), "Tubings": (0, 0), "Central Venous Line": (32, 32)})  # fmt: skip
@@ -34,6 +34,8 @@ def hand_made(builder) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
     _film(builder, "one-side.png", "3", {"Right Lung": (8, 4), "Cardiomediastinum": (20, 16)})
     _film(builder, "probes.png", "4", {"Monitoring Probes": (0, 0)})
     _film(builder, "no-heart.png", "5", lungs)
+    _film(builder, "undrawn.png", "6", {**lungs, "Cardiomediastinum": (20, 16)})
+    builder.structure.append({**builder.structure[-1], "Template Name": "Monitoring Probes", "Mask": None})  # marked, not drawn
     root = builder.write()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,6 +63,8 @@ def test_missing_annotations_are_unknown_for_anatomy_and_none_for_findings_on_an
         # Neither heart nor lungs: not fully annotated, so its absent consolidation is unknown too.
         "probes.png": dict(lungs=0, heart=0, airways=0, consolidation=0, devices=1),
         "no-heart.png": dict(lungs=1, heart=0, airways=0, consolidation=0, devices=0),
+        # Probes marked without a mask: the devices are there but not drawn, so unknown.
+        "undrawn.png": dict(lungs=1, heart=1, airways=0, consolidation=1, devices=0),
     }
 
 
