@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -32,6 +32,16 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 class GenName(str, Enum):
     unet = "unet"
     attention_unet = "attention_unet"
+
+
+class AuxHead(str, Enum):
+    """An auxiliary generator output (``ggo.heads.AUX_HEADS``)."""
+
+    lungs = "lungs"  # Left Lung + Right Lung
+    heart = "heart"  # Cardiomediastinum
+    airways = "airways"
+    consolidation = "consolidation"
+    devices = "devices"  # Monitoring Probes, Tubings, Endotracheal Tube, Central Venous Line, Nasogastric Tube
 
 
 class DiscName(str, Enum):
@@ -102,7 +112,9 @@ class GenConfig:
     norm: Norm = Norm.batch
     dropout: float = 0.0
     upsampling: Upsampling = Upsampling.transpose
-    lung_head: bool = False  # also predict the lungs; GGO is gated by them at inference
+    lung_head: bool = False  # also predict the lungs; GGO is gated by them at inference (= lungs in aux_heads)
+    # auxiliary outputs after GGO, in this order: lungs, heart, airways, consolidation, devices
+    aux_heads: List[AuxHead] = field(default_factory=list)
 
 
 @dataclass
@@ -115,6 +127,16 @@ class DiscConfig:
 
 
 @dataclass
+class AuxLossConfig:
+    """BCE weight of each auxiliary head but the lungs (``loss.lung``); used when in ``gen.aux_heads``."""
+
+    heart: float = 100.0
+    airways: float = 100.0
+    consolidation: float = 100.0
+    devices: float = 100.0
+
+
+@dataclass
 class LossConfig:
     adversarial: float = 1.0
     adversarial_mode: AdversarialMode = AdversarialMode.bce
@@ -122,7 +144,9 @@ class LossConfig:
     bce: float = 0.0
     dice: float = 0.0
     label_smoothing: float = 0.0
-    lung: float = 100.0  # weight of the lung head's BCE (used with gen.lung_head only)
+    lung: float = 100.0  # weight of the lung head's BCE (gen.lung_head, or lungs in gen.aux_heads)
+    aux: AuxLossConfig = field(default_factory=AuxLossConfig)  # the other heads' BCE weights
+
 
 
 @dataclass
@@ -281,10 +305,9 @@ def validate(cfg: dict[str, Any]) -> None:
              "use train.adversarial_update=sequential for several discriminator steps")  # fmt: skip
     _check_threads(t, need)
     for key, value in cfg["loss"].items():
-        if key != "adversarial_mode":
+        if key not in ("adversarial_mode", "aux"):
             need(value >= 0, f"loss.{key}", value, "must be >= 0")
-    if cfg["gen"].get("lung_head"):
-        need(cfg["loss"]["lung"] > 0, "loss.lung", cfg["loss"]["lung"], "must be > 0 with gen.lung_head=true (the lung head learns from it)")
+    _check_heads(cfg["gen"], cfg["loss"], need)
     need(cfg["loss"]["label_smoothing"] < 1.0, "loss.label_smoothing", cfg["loss"]["label_smoothing"], "must be < 1")
     seg = sum(cfg["loss"][k] for k in ("l1", "bce", "dice"))
     need(seg > 0, "loss", "l1+bce+dice=0", "at least one of loss.l1, loss.bce, loss.dice must be > 0")
@@ -297,6 +320,25 @@ def validate(cfg: dict[str, Any]) -> None:
         need(cfg["tracking"]["image_every"] >= 1, "tracking.image_every", cfg["tracking"]["image_every"], "must be >= 1")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _check_heads(gen: dict[str, Any], loss: dict[str, Any], need: Any) -> None:
+    """``gen.aux_heads``: each head once, and a positive loss weight for every head asked for."""
+    from ggo.heads import LUNGS, resolve_heads
+
+    aux = [str(getattr(h, "value", h)) for h in gen.get("aux_heads") or ()]
+    repeated = sorted({h for h in aux if aux.count(h) > 1})
+    need(not repeated, "gen.aux_heads", aux, f"lists {repeated} more than once: name each head once")
+    heads = resolve_heads(bool(gen.get("lung_head")), dict.fromkeys(aux))
+    if LUNGS in heads:
+        why = "gen.lung_head=true" if gen.get("lung_head") else "lungs in gen.aux_heads"
+        need(loss["lung"] > 0, "loss.lung", loss["lung"], f"must be > 0 with {why} (the lung head learns from it)")
+    for head, weight in (loss.get("aux") or {}).items():
+        need(weight >= 0, f"loss.aux.{head}", weight, "must be >= 0")
+    for head in heads:
+        if head != LUNGS:
+            weight = (loss.get("aux") or {}).get(head, 0.0)
+            need(weight > 0, f"loss.aux.{head}", weight, f"must be > 0 with {head} in gen.aux_heads (the head learns from it)")
 
 
 def _check_threads(t: dict[str, Any], need: Any) -> None:

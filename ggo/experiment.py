@@ -21,6 +21,7 @@ import numpy as np
 from ggo.config import flatten, validate
 from ggo.evaluation import EvalSettings, evaluate_splits, per_image_scores
 from ggo.ggo_free import area_metrics, log_ggo_free, score_ggo_free
+from ggo.heads import LUNGS, resolve_heads
 from ggo.scores import log_per_image
 from ggo.tracking import Tracker, open_tracker, record_failure
 from ggo.training.callbacks import BestGenerator, EarlyStoppingOnValidation, EpochLogger, validation_epochs
@@ -43,7 +44,7 @@ def run_job(
     """
     config = dict(config)
     run_tags = {
-        "gen": config["gen"]["name"] + ("+lungs" if config["gen"].get("lung_head") else ""),
+        "gen": _gen_label(config),
         "disc": config["disc"]["name"],
         "loss": _loss_label(config["loss"], adversarial=config["disc"]["name"] != "none"),
         "resolution": config["preprocess"]["resolution"],
@@ -71,6 +72,29 @@ def run_job(
         return float("nan")
     tracker.finish("FINISHED")
     return float(metrics.get(config.get("objective", "val/dice"), float("nan")))
+
+
+def heads_of(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The run's auxiliary heads in channel order (``gen.lung_head`` and ``gen.aux_heads``)."""
+    gen = config["gen"]
+    return resolve_heads(bool(gen.get("lung_head", False)), gen.get("aux_heads") or ())
+
+
+def _gen_label(config: Mapping[str, Any]) -> str:
+    """``unet``, ``unet+lungs``, ``unet+lungs+heart``: the generator and its heads (the name alone
+    when the heads are invalid: :func:`ggo.config.validate` then fails the run, naming them)."""
+    try:
+        return "+".join([config["gen"]["name"], *heads_of(config)])
+    except ValueError:
+        return config["gen"]["name"]
+
+
+def head_weights(config: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+    """``(lung_weight, aux_weights)`` for ``GAN.compile``: ``loss.lung`` when the lungs are a
+    head (else 0), and ``loss.aux.<head>`` for each other head."""
+    heads, loss = heads_of(config), config["loss"]
+    lung = float(loss.get("lung", 0.0)) if LUNGS in heads else 0.0
+    return lung, {h: float((loss.get("aux") or {})[h]) for h in heads if h != LUNGS}
 
 
 def _resolved(config: dict[str, Any]) -> dict[str, Any]:
@@ -150,15 +174,32 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
     set_random_seed(int(t["seed"]))
     res = int(config["preprocess"]["resolution"])
     cache = prepare_from_config(config["data"], config["preprocess"], progress=True)
-    splits = cache.split(int(config["data"]["fold"]), train_ggo_free=bool(config["data"].get("train_ggo_free", False)))
-    free = cache.ggo_free_split(int(config["data"]["fold"]))
+    heads, fold = heads_of(config), int(config["data"]["fold"])
+    splits = cache.split(fold, train_ggo_free=bool(config["data"].get("train_ggo_free", False)), aux_heads=heads)
+    free = cache.ggo_free_split(fold)
     data = RunData(splits["train"], splits["val"], splits["test"], res, trainer, free["val"], free["test"])
+    if heads:
+        _log_head_counts(config, tracker, data, heads)
     tracker.set_tags({"ggo.precision": policy, "ggo.cache": str(cache.path)})
     tracker.log_params({"data.n_train": len(data.train), "data.n_val": len(data.val), "data.n_test": len(data.test)})
     negatives = f" (+ GGO-free: {len(data.val_ggo_free)} val, {len(data.test_ggo_free)} test)" if len(data.val_ggo_free) + len(data.test_ggo_free) else ""
     print(f"[ggo] data: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images{negatives} at {res} px; "
           f"precision {policy}", flush=True)  # fmt: skip
     return data
+
+
+def _log_head_counts(config: Mapping[str, Any], tracker: Tracker, data: RunData, heads: tuple[str, ...]) -> None:
+    """Log and print how many training films teach each auxiliary head; refuse a head none teaches."""
+    counts = data.train.known_counts(aux_heads=heads)
+    tracker.log_params({f"data.n_train_{h}": n for h, n in counts.items()})
+    print("[ggo] auxiliary heads, training films with a known target: "
+          + ", ".join(f"{h} {n}/{len(data.train)}" for h, n in counts.items()), flush=True)  # fmt: skip
+    untaught = [h for h, n in counts.items() if n == 0]
+    if untaught:
+        raise ValueError(
+            f"gen.aux_heads: no training film of fold {config['data']['fold']} has a known target for {untaught} "
+            f"(data={config['data']['name']}; a folder dataset annotates only lungs/): drop them from gen.aux_heads"
+        )
 
 
 def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any:
@@ -181,6 +222,7 @@ def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any
         return keras.optimizers.Adam(learning_rate=schedule, beta_1=float(t["beta_1"]), **averaging)
 
     gan = data.trainer.GAN(generator, discriminator)
+    lung_weight, aux_weights = head_weights(config)
     gan.compile(
         g_optimizer=optimizer(t["g_lr"], ema=float(t.get("ema", 0.0))),
         d_optimizer=optimizer(t["d_lr"], int(t["d_steps"])) if discriminator is not None else None,
@@ -188,7 +230,8 @@ def build_gan(config: Mapping[str, Any], tracker: Tracker, data: RunData) -> Any
         l1_weight=float(loss["l1"]),
         bce_weight=float(loss["bce"]),
         dice_weight=float(loss["dice"]),
-        lung_weight=float(loss.get("lung", 0.0)) if config["gen"].get("lung_head", False) else 0.0,
+        lung_weight=lung_weight,
+        aux_weights=aux_weights,
         adversarial_mode=loss["adversarial_mode"],
         label_smoothing=float(loss["label_smoothing"]),
         d_steps=int(t["d_steps"]),
@@ -207,14 +250,14 @@ def fit_gan(config: Mapping[str, Any], tracker: Tracker, gan: Any, data: RunData
     from ggo.training import AugmentConfig, RaiseOnNonFinite
 
     t = config["train"]
-    lung_head = bool(config["gen"].get("lung_head", False))
+    heads = heads_of(config)
     batch, epochs = int(t["batch_size"]), int(t["epochs"])
     make_dataset = data.trainer.make_dataset
     train_ds = make_dataset(
-        data.train.images, data.train.targets(lung_head), batch_size=batch, shuffle=True,
+        data.train.images, data.train.targets(aux_heads=heads), batch_size=batch, shuffle=True,
         augment=AugmentConfig(**t["augment"]), seed=int(t["seed"]),
     )  # fmt: skip
-    val_ds = make_dataset(data.val.images, data.val.targets(lung_head), batch_size=batch)
+    val_ds = make_dataset(data.val.images, data.val.targets(aux_heads=heads), batch_size=batch)
     n_show = min(int(config["tracking"].get("n_images", 4)), len(data.val))
     logger = EpochLogger(
         tracker, epochs=epochs, steps=_steps_per_epoch(config, data), images=data.val.images[:n_show],

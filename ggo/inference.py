@@ -10,6 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ggo.heads import model_heads
+
 
 def sigmoid(x: Any) -> np.ndarray:
     """Logistic function without overflow warnings for large negative logits."""
@@ -17,32 +19,46 @@ def sigmoid(x: Any) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x)).astype(np.float32)
 
 
-def gated_probs(logits: Any) -> np.ndarray:
-    """GGO probabilities (N, R, R, 1) from generator logits (N, R, R, 1 or 2).
+def gated_probs(logits: Any, heads: tuple[str, ...] | None = None) -> np.ndarray:
+    """GGO probabilities (N, R, R, 1) from generator logits (N, R, R, 1 + K), channel 0 GGO and
+    then the auxiliary ``heads`` (:mod:`ggo.heads`; None: 1 channel is GGO alone, 2 are GGO and
+    lungs, the layout of every model saved before ``gen.aux_heads``).
 
-    With a lung head (2 channels) the lungs are a prior: P(GGO) x P(lung), so GGO predicted
-    where the network sees no lung (shoulders, neck, abdomen) fades out.
+    With a lung head the lungs are a prior: P(GGO) x P(lung), so GGO predicted where the network
+    sees no lung (shoulders, neck, abdomen) fades out. The other heads do not touch GGO.
     """
     p = sigmoid(logits)
-    if p.shape[-1] == 2:
-        return p[..., :1] * p[..., 1:2]
-    return p
+    if heads is None:
+        if p.shape[-1] > 2:
+            raise ValueError(
+                f"generator logits have {p.shape[-1]} channels: say which heads they are (heads=...); "
+                "only 1 (GGO) or 2 (GGO, lungs) are read without"
+            )
+        heads = ("lungs",) if p.shape[-1] == 2 else ()
+    if len(heads) + 1 != p.shape[-1]:
+        raise ValueError(f"generator logits have {p.shape[-1]} channels, not 1 + {len(heads)} for the heads {heads}")
+    if "lungs" in heads:
+        lung = 1 + heads.index("lungs")
+        return p[..., :1] * p[..., lung : lung + 1]
+    return p[..., :1]
 
 
 def predict_probs(generator: Any, images: np.ndarray, batch_size: int = 8, *, tta_flip: bool = False) -> np.ndarray:
     """GGO probability maps (N, R, R, 1) float32 for preprocessed ``images``.
 
     ``tta_flip`` averages with the prediction of the horizontally flipped image (flipped back).
-    A generator with a lung head is gated by its lungs (:func:`gated_probs`).
+    A generator with a lung head is gated by its lungs (:func:`gated_probs`); its heads are read
+    from its output layer (:func:`ggo.heads.model_heads`).
     """
     if len(images) == 0:
         return np.zeros((*images.shape[:-1], 1), dtype=np.float32)
+    heads = model_heads(generator)
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size]
-        p = gated_probs(generator(x, training=False))
+        p = gated_probs(generator(x, training=False), heads)
         if tta_flip:
-            p = 0.5 * (p + gated_probs(generator(x[:, :, ::-1], training=False))[:, :, ::-1])
+            p = 0.5 * (p + gated_probs(generator(x[:, :, ::-1], training=False), heads)[:, :, ::-1])
         out.append(p)
     return np.concatenate(out).astype(np.float32)
 

@@ -4,14 +4,19 @@
 float32 under a mixed precision policy, and works on logits with the numerically stable forms
 (no ``log(sigmoid(x))``). Masks ``y_true`` are (B, H, W, 1) with values in [0, 1].
 
-A generator with a lung head (``gen.lung_head``) emits (B, H, W, 2) logits, GGO then lungs, and
-trains on (B, H, W, 3) targets: GGO mask, lung mask, lung weight (0 where the lung annotation is
-missing or incomplete). :func:`heads_loss` splits them; every other loss sees one channel.
+A generator with auxiliary heads (``gen.aux_heads``; ``gen.lung_head`` is the lung head) emits
+(B, H, W, 1 + K) logits, GGO then one channel per head, and trains on (B, H, W, 1 + 2K) targets:
+the GGO mask, then per head its mask and its weight (0 where the film's annotation of it is
+unknown; see :mod:`ggo.heads`). :func:`heads_loss` splits them; every other loss sees one channel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from keras import ops
+
+from ggo.heads import LUNGS
 
 ADVERSARIAL_MODES = ("bce", "lsgan")
 
@@ -96,42 +101,69 @@ def segmentation_loss(y_true, logits, *, bce: float = 0.0, l1: float = 100.0, di
     return total, parts
 
 
-def lung_loss(targets, logits):
-    """Weighted BCE of the lung head: ``targets`` (B, H, W, 3) = GGO, lung, weight; ``logits``
-    (B, H, W, 2). The mean over pixels of weight 1 (0 when every weight is 0)."""
+def head_loss(targets, logits, k: int = 1):
+    """Weighted BCE of auxiliary head ``k`` (1-based): logit channel ``k`` against target channel
+    ``2k - 1`` weighted by channel ``2k`` (``targets`` (B, H, W, 1 + 2K), ``logits`` (B, H, W, 1 + K)).
+    The mean over pixels of weight 1 (0 when every weight is 0)."""
     t, x = _f32(targets), _f32(logits)
-    weight = t[..., 2:3]
-    per_pixel = bce_elementwise(t[..., 1:2], x[..., 1:2]) * weight
+    weight = t[..., 2 * k : 2 * k + 1]
+    per_pixel = bce_elementwise(t[..., 2 * k - 1 : 2 * k], x[..., k : k + 1]) * weight
     return ops.sum(per_pixel) / ops.maximum(ops.sum(weight), 1.0)
 
 
-def heads_loss(targets, logits, *, bce: float = 0.0, l1: float = 100.0, dice: float = 0.0, lung: float = 0.0):
-    """:func:`segmentation_loss` on the GGO channel, plus ``lung`` x :func:`lung_loss` when the
-    generator has a lung head (2-channel logits, 3-channel targets).
+def lung_loss(targets, logits):
+    """Weighted BCE of the lung head: ``targets`` (B, H, W, 3) = GGO, lung, weight; ``logits``
+    (B, H, W, 2). The mean over pixels of weight 1 (0 when every weight is 0)."""
+    return head_loss(targets, logits, 1)
 
-    Returns ``(total, parts)`` with ``parts["lung"]`` the unweighted lung term (0 without a head).
+
+def loss_term(head: str) -> str:
+    """The name a head's loss term is logged under: ``lung`` for the lungs (as before
+    ``gen.aux_heads``), the head's name for the others."""
+    return "lung" if head == LUNGS else head
+
+
+def heads_loss(
+    targets, logits, *, bce: float = 0.0, l1: float = 100.0, dice: float = 0.0, lung: float = 0.0,
+    aux: Mapping[str, float] | None = None, heads: Sequence[str] | None = None,
+):  # fmt: skip
+    """:func:`segmentation_loss` on the GGO channel, plus each auxiliary head's weighted
+    :func:`head_loss`: ``lung`` x the lung head's, ``aux[name]`` x any other head's.
+
+    ``heads``: the logits' heads in channel order (None: 1 channel is GGO alone, 2 are GGO and
+    lungs). Returns ``(total, parts)``: ``parts["lung"]`` the unweighted lung term (0 without a
+    lung head) and ``parts[name]`` each other head's.
     """
-    if lung < 0:
-        raise ValueError(f"Loss weight lung={lung} must be >= 0")
-    heads = logits.shape[-1]
-    if heads not in (1, 2):
-        raise ValueError(f"generator logits must have 1 (GGO) or 2 (GGO, lungs) channels, got {heads}")
-    if heads == 2 and targets.shape[-1] != 3:
+    weights = {LUNGS: lung, **(aux or {})}
+    for name, weight in weights.items():
+        if weight < 0:
+            raise ValueError(f"Loss weight {loss_term(name)}={weight} must be >= 0")
+    channels = logits.shape[-1]
+    if heads is None:
+        if channels not in (1, 2):
+            raise ValueError(f"generator logits must have 1 (GGO) or 2 (GGO, lungs) channels without heads=, got {channels}")
+        heads = (LUNGS,) if channels == 2 else ()
+    heads = tuple(heads)
+    if channels != 1 + len(heads) or targets.shape[-1] != 1 + 2 * len(heads):
         raise ValueError(
-            f"a lung head trains on (B, H, W, 3) targets (GGO, lungs, lung weight), got {tuple(targets.shape)}"
+            f"heads {heads} need (B, H, W, {1 + len(heads)}) logits and (B, H, W, {1 + 2 * len(heads)}) targets "
+            f"(GGO, then each head's mask and weight), got {tuple(logits.shape)} and {tuple(targets.shape)}"
         )
     total, parts = segmentation_loss(targets[..., :1], logits[..., :1], bce=bce, l1=l1, dice=dice)
-    if heads == 2:
-        parts["lung"] = lung_loss(targets, logits)
-        total = total + lung * parts["lung"]
-    else:
-        parts["lung"] = ops.zeros((), "float32")
+    parts["lung"] = ops.zeros((), "float32")
+    for k, name in enumerate(heads, start=1):
+        if name not in weights:
+            raise ValueError(f"no loss weight for head {name!r}: pass aux={{{name!r}: weight}}")
+        parts[loss_term(name)] = head_loss(targets, logits, k)
+        total = total + weights[name] * parts[loss_term(name)]
     return total, parts
 
 
 __all__ = [
     "ADVERSARIAL_MODES",
+    "head_loss",
     "heads_loss",
+    "loss_term",
     "lung_loss",
     "adversarial_loss",
     "bce_elementwise",

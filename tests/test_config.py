@@ -45,6 +45,7 @@ def test_disc_options_select_the_receptive_field_by_layer_count() -> None:
         ("gen.norm=layer", "gen.norm"),
         ("gen.depht=3", "gen.depht"),
         ("train.precision=fp8", "train.precision"),
+        ("gen.aux_heads=[lungs,hearts]", "gen.aux_heads"),
     ],
 )
 def test_bad_override_fails_at_composition_naming_the_key(override: str, needle: str) -> None:
@@ -71,10 +72,14 @@ def test_unknown_group_option_lists_the_valid_ones() -> None:
         ("loss.l1=0", "loss"),
         ("train.ema=1.0", "train.ema"),
         ("train.ema=-0.5", "train.ema"),
+        ("gen.aux_heads=[heart,heart]", "gen.aux_heads"),
+        ("gen.aux_heads=[lungs] loss.lung=0", "loss.lung"),
+        ("gen.aux_heads=[devices] loss.aux.devices=0", "loss.aux.devices"),
+        ("loss.aux.heart=-1", "loss.aux.heart"),
     ],
 )
 def test_out_of_range_values_raise_config_error_naming_the_key(override: str, needle: str) -> None:
-    cfg = to_dict(compose([override] + (["loss=bce_l1"] if override.startswith("loss") else [])))
+    cfg = to_dict(compose(override.split() + (["loss=bce_l1"] if override.startswith("loss") else [])))
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         validate(cfg)
 
@@ -82,3 +87,16 @@ def test_out_of_range_values_raise_config_error_naming_the_key(override: str, ne
 def test_config_dir_is_found_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert to_dict(compose(["gen=attention_unet"]))["gen"]["name"] == "attention_unet"
+
+
+def test_the_champion_recipe_with_aux_heads_composes_lungs_first_and_weights_each_head() -> None:
+    from ggo.experiment import head_weights, heads_of
+
+    cfg = to_dict(compose(["+sweeps=champion", "preprocess=res128", "train.precision=float32",
+                           "gen.aux_heads=[lungs,heart,consolidation,devices]"]))  # fmt: skip
+    validate(cfg)
+    assert cfg["gen"]["lung_head"] is True and cfg["preprocess"]["resolution"] == 128
+    assert heads_of(cfg) == ("lungs", "heart", "consolidation", "devices")
+    assert head_weights(cfg) == (100.0, {"heart": 100.0, "consolidation": 100.0, "devices": 100.0})
+    plain = to_dict(compose(["+sweeps=champion"]))
+    assert heads_of(plain) == ("lungs",) and head_weights(plain) == (100.0, {})  # gen.lung_head=true as before

@@ -140,3 +140,32 @@ def test_lung_loss_counts_only_weighted_images_and_adds_to_the_ggo_loss():
     assert float(one_total) == pytest.approx(float(seg), rel=1e-6) and float(one_parts["lung"]) == 0.0
     with pytest.raises(ValueError, match="3\\) targets"):
         heads_loss(ggo, logits, lung=1.0)
+
+
+def test_each_aux_head_adds_its_own_weighted_bce_in_channel_order():
+    from ggo.losses import head_loss, heads_loss, segmentation_loss
+
+    rng = np.random.default_rng(1)
+    ggo, heart, lungs = ((rng.random((3, 8, 8, 1)) > 0.5).astype(np.float32) for _ in range(3))
+    logits = rng.normal(size=(3, 8, 8, 3)).astype(np.float32)  # GGO, heart, lungs
+    heart_w, lung_w = np.ones_like(ggo), np.ones_like(ggo)
+    heart_w[2] = 0  # film 2: heart unknown
+    lung_w[0] = 0  # film 0: lungs unknown
+    targets = np.concatenate([ggo, heart, heart_w, lungs, lung_w], -1)
+
+    def bce(x, y):
+        return np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
+
+    heart_expected = bce(logits[:2, ..., 1], heart[:2, ..., 0])  # films 0 and 1
+    lung_expected = bce(logits[1:, ..., 2], lungs[1:, ..., 0])  # films 1 and 2
+    assert float(head_loss(targets, logits, 1)) == pytest.approx(heart_expected, rel=1e-5)
+    assert float(head_loss(targets, logits, 2)) == pytest.approx(lung_expected, rel=1e-5)
+    total, parts = heads_loss(targets, logits, l1=100.0, lung=10.0, aux={"heart": 3.0}, heads=("heart", "lungs"))
+    seg, _ = segmentation_loss(ggo, logits[..., :1], l1=100.0)
+    assert float(parts["heart"]) == pytest.approx(heart_expected, rel=1e-5)
+    assert float(parts["lung"]) == pytest.approx(lung_expected, rel=1e-5)
+    assert float(total) == pytest.approx(float(seg) + 3.0 * heart_expected + 10.0 * lung_expected, rel=1e-5)
+    with pytest.raises(ValueError, match="no loss weight for head 'heart'"):
+        heads_loss(targets, logits, lung=1.0, heads=("heart", "lungs"))
+    with pytest.raises(ValueError, match="5\\) targets"):
+        heads_loss(targets[..., :3], logits, aux={"heart": 1.0}, heads=("heart", "lungs"))

@@ -12,10 +12,10 @@ from ggo.config import compose, to_dict
 def test_throughput_defaults_are_the_config_a_run_composes(gen: str) -> None:
     cfg = to_dict(compose([f"gen={gen}"]))
     got = conf_defaults(gen)
-    assert got["gen"] == {k: v for k, v in cfg["gen"].items() if k not in ("name", "lung_head")}
+    assert got["gen"] == {k: v for k, v in cfg["gen"].items() if k not in ("name", "lung_head", "aux_heads")}
     assert got["disc"] == {**{k: v for k, v in cfg["disc"].items() if k != "name"}, "n_layers": 3}
     assert got["batch_size"] == cfg["train"]["batch_size"]
-    assert got["loss"] == {k: v for k, v in cfg["loss"].items() if k != "lung"}
+    assert got["loss"] == {k: v for k, v in cfg["loss"].items() if k not in ("lung", "aux")}
     assert got["optimizer"] == {k: cfg["train"][k] for k in ("g_lr", "d_lr", "beta_1")}
 
 

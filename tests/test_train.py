@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -155,21 +156,40 @@ def test_interrupted_run_is_marked_killed(tmp_path: Path, tracking_uri: str) -> 
     assert len(client.get_metric_history(runs[0].info.run_id, "val/dice")) >= 2, "what was recorded before the interrupt is kept"
 
 
-def test_lung_head_run_logs_the_lung_loss_and_ships_a_one_channel_gated_model(tmp_path: Path, tracking_uri: str) -> None:
-    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3"]
+def _head_run(tmp_path: Path, tracking_uri: str, heads: str) -> tuple[mlflow.MlflowClient, Any]:
+    """A finished 6-epoch tiny run with ``heads`` (an override) whose shipped model returns one
+    0/1 mask per film; its client and run."""
+    overrides = [*tiny_overrides(tmp_path, tracking_uri), heads, "train.epochs=6", "train.g_lr=3e-3"]
     proc = run_train(overrides, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = mlflow.MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
-    assert run.info.status == "FINISHED" and run.data.params["gen.lung_head"] == "True"
-    lung = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train/lung"), key=lambda m: m.step)]
-    assert len(lung) == 6 and lung[-1] < 0.8 * lung[0]  # the lung head learns from the synthetic lungs
-    assert {"val/dice", "test/dice"} <= set(run.data.metrics)
+    assert run.info.status == "FINISHED" and {"val/dice", "test/dice"} <= set(run.data.metrics)
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    gray = (np.random.default_rng(0).random((80, 100)) * 255).astype(np.uint8)
-    (mask,) = model.predict([gray])
-    assert mask.shape == (80, 100) and set(np.unique(mask)) <= {0, 1}
+    (mask,) = model.predict([(np.random.default_rng(0).random((80, 100)) * 255).astype(np.uint8)])
+    assert mask.shape == (80, 100) and set(np.unique(mask)) <= {0, 1}  # one GGO mask, heads or not
+    return client, run
+
+
+def _falls(client: mlflow.MlflowClient, run: Any, term: str) -> bool:
+    values = [m.value for m in sorted(client.get_metric_history(run.info.run_id, term), key=lambda m: m.step)]
+    return len(values) == 6 and values[-1] < 0.8 * values[0]
+
+
+def test_lung_head_run_logs_the_lung_loss_and_ships_a_one_channel_gated_model(tmp_path: Path, tracking_uri: str) -> None:
+    client, run = _head_run(tmp_path, tracking_uri, "gen.lung_head=true")
+    assert run.data.params["gen.lung_head"] == "True" and run.data.tags["gen"] == "unet+lungs"
+    assert _falls(client, run, "train/lung")  # the lung head learns from the synthetic lungs
+
+
+def test_aux_heads_run_logs_each_head_loss_and_the_films_that_train_it(tmp_path: Path, tracking_uri: str) -> None:
+    client, run = _head_run(tmp_path, tracking_uri, "gen.aux_heads=[heart,lungs]")
+    assert run.data.tags["gen"] == "unet+heart+lungs"
+    n_train = int(run.data.params["data.n_train"])
+    assert run.data.params["data.n_train_heart"] == str(n_train)  # the cartoon heart is on every film
+    assert int(run.data.params["data.n_train_lungs"]) in (n_train, n_train - 1)  # one film lacks a lung side
+    assert _falls(client, run, "train/heart") and _falls(client, run, "train/lung")
 
 
 def test_lung_head_without_a_lung_loss_is_refused_before_training(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def conf_defaults(gen: str = "unet") -> dict[str, Any]:
     from ggo.config import compose, to_dict
 
     cfg = to_dict(compose([f"gen={gen}", "disc=patchgan"]))
-    drop = {"name", "lung_head", "lung"}  # the benchmark times the default one-head model
+    drop = {"name", "lung_head", "aux_heads", "lung", "aux"}  # the benchmark times the default one-head model
     return {
         "gen": {k: v for k, v in cfg["gen"].items() if k not in drop},
         "disc": {**{k: v for k, v in cfg["disc"].items() if k != "name"}, "n_layers": 3},  # the 70 px PatchGAN

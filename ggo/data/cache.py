@@ -7,9 +7,12 @@ and a stale cache is never reused. A cache is built in a temporary directory, fi
 ``COMPLETE`` marker and renamed into place in one step: an interrupted build is never read.
 
 Files: ``images.npy`` (N, R, R, 1) float32 in [-1, 1], ``masks.npy`` and ``lungs.npy``
-(N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``manifest.csv`` (name, patient_id,
-split, height, width, ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags, ggo_free: one
-row per array index), ``config.json``, ``summary.json`` and ``COMPLETE``.
+(N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``class_<head>.npy`` (N, R, R, 1) uint8
+for each auxiliary head but the lungs (heart, airways, consolidation, devices; all zeros where the
+film has no such annotation), ``manifest.csv`` (name, patient_id, split, height, width,
+ggo_fraction, ggo_inside_lungs, lung_sides, has_lungs, flags, ggo_free, classes, unmasked: one row
+per array index; ``classes`` lists the heads annotated on the film, joined by ``+``; ``unmasked``
+those with a class marked without a mask), ``config.json``, ``summary.json`` and ``COMPLETE``.
 
 GGO-free films (``ggo_free`` True, an all-zero mask) are in the cache and in the split
 (:func:`~ggo.data.split.split_with_ggo_free`: the GGO films' split is the one without them), but
@@ -45,13 +48,14 @@ from ggo.data.records import (
     iter_records,
 )
 from ggo.data.split import TEST, check_split_args, fold_name, split_with_ggo_free
+from ggo.heads import CLASS_HEADS, LUNGS, head_known, resolve_heads
 from ggo.paths import default_cache_dir
 
-CACHE_VERSION = 2  # 2: GGO-free films added (ggo_free column). Bump when the cache's content changes for the same inputs
+CACHE_VERSION = 3  # 2: GGO-free films (ggo_free column); 3: class_<head>.npy, classes/unmasked columns. Bump when the cache's content changes for the same inputs
 COMPLETE = "COMPLETE"
 MANIFEST_COLUMNS = [
     "name", "patient_id", "split", "height", "width", "ggo_fraction", "ggo_inside_lungs",
-    "lung_sides", "has_lungs", "flags", "ggo_free",
+    "lung_sides", "has_lungs", "flags", "ggo_free", "classes", "unmasked",
 ]  # fmt: skip
 
 
@@ -65,7 +69,9 @@ class Split:
     ``lungs`` (N, R, R, 1) float32 in {0, 1}, ``has_lungs`` (N,) bool (False: ``lungs`` is all
     zeros because the image has no lung annotation), and the ``names`` and ``patients`` per row.
     ``complete_lungs`` (N,) bool: both lungs are annotated (a lung head learns only from those:
-    a missing side would teach it that lung is background)."""
+    a missing side would teach it that lung is background). ``aux`` (N, R, R, 1) float32 masks
+    and ``aux_known`` (N,) bool per auxiliary head asked of :meth:`Cache.split` (lungs aside):
+    whether the film's target is known (:func:`ggo.heads.head_known`)."""
 
     images: np.ndarray
     masks: np.ndarray
@@ -74,15 +80,35 @@ class Split:
     names: list[str]
     patients: list[str]
     complete_lungs: np.ndarray | None = None
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    aux_known: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def targets(self, lung_head: bool = False) -> np.ndarray:
-        """Training targets: ``masks`` (N, R, R, 1); with ``lung_head``, (N, R, R, 3) = GGO,
-        lungs, lung weight (1 on images whose lungs are completely annotated, else 0)."""
-        if not lung_head:
+    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(target (N, R, R, 1) float32, known (N,) bool)`` of auxiliary head ``name``."""
+        if name == LUNGS:
+            complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
+            return self.lungs, complete
+        if name not in self.aux:
+            raise KeyError(f"head {name!r} was not loaded: ask for it with Cache.split(fold, aux_heads=[{name!r}])")
+        return self.aux[name], self.aux_known[name]
+
+    def targets(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """Training targets: ``masks`` (N, R, R, 1) without heads; else (N, R, R, 1 + 2K): GGO,
+        then per head of :func:`ggo.heads.resolve_heads` (``lung_head``, ``aux_heads``) its target
+        and its weight (1 on films whose target is known, else 0). ``lung_head`` alone gives
+        (N, R, R, 3) = GGO, lungs, lung weight (1 where both lungs are annotated)."""
+        heads = resolve_heads(lung_head, aux_heads)
+        if not heads:
             return self.masks
-        complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
-        weight = np.broadcast_to(complete.astype(np.float32)[:, None, None, None], self.masks.shape)
-        return np.concatenate([self.masks, self.lungs, weight], axis=-1)
+        channels = [self.masks]
+        for name in heads:
+            target, known = self.head(name)
+            channels += [target, np.broadcast_to(known.astype(np.float32)[:, None, None, None], self.masks.shape)]
+        return np.concatenate(channels, axis=-1)
+
+    def known_counts(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, int]:
+        """How many films train each head (their target is known)."""
+        return {name: int(self.head(name)[1].sum()) for name in resolve_heads(lung_head, aux_heads)}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -119,33 +145,38 @@ class Cache:
             return np.zeros(len(self.manifest), dtype=bool)
         return self.manifest["ggo_free"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
 
-    def split(self, fold: int, train_ggo_free: bool = False) -> dict[str, Split]:
+    def split(self, fold: int, train_ggo_free: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
         """``{"train", "val", "test"}`` for cross-validation fold ``fold``: val is that fold, train
         the other folds, test the held-out patients (the same for every fold); GGO films only.
         ``train_ggo_free``: train also holds the other folds' GGO-free films (empty GGO targets).
-        The GGO-free films of val and test patients are :meth:`ggo_free_split`'s."""
+        The GGO-free films of val and test patients are :meth:`ggo_free_split`'s.
+        ``aux_heads``: the auxiliary heads whose masks to load (only those are read)."""
         labels, free = self._labels(fold), self.ggo_free
         in_val, in_test = labels == fold_name(int(fold)), labels == TEST
         train = ~in_val & ~in_test & (~free | bool(train_ggo_free))
-        return self._splits({"train": train, "val": in_val & ~free, "test": in_test & ~free})
+        return self._splits({"train": train, "val": in_val & ~free, "test": in_test & ~free}, aux_heads)
 
-    def ggo_free_split(self, fold: int) -> dict[str, Split]:
+    def ggo_free_split(self, fold: int, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
         """``{"val", "test"}``: the GGO-free films of fold ``fold``'s val patients and of the test
         patients (scored for predicted GGO area, :mod:`ggo.ggo_free`; never for dice)."""
         labels, free = self._labels(fold), self.ggo_free
-        return self._splits({"val": (labels == fold_name(int(fold))) & free, "test": (labels == TEST) & free})
+        return self._splits({"val": (labels == fold_name(int(fold))) & free, "test": (labels == TEST) & free}, aux_heads)
 
     def _labels(self, fold: int) -> np.ndarray:
         if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < self.folds:
             raise ValueError(f"fold must be an integer in 0..{self.folds - 1} for this cache ({self.path}), got {fold!r}")
         return self.manifest["split"].to_numpy(dtype=str)
 
-    def _splits(self, selects: Mapping[str, np.ndarray]) -> dict[str, Split]:
+    def _splits(self, selects: Mapping[str, np.ndarray], aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
         arrays = {name: self._array(name) for name in ("images", "masks", "lungs", "has_lungs")}
         names = self.manifest["name"].tolist()
         patients = self.manifest["patient_id"].tolist()
         sides = self.manifest["lung_sides"].fillna("").astype(str).str.split("+")
         complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
+        wanted = [h for h in resolve_heads(False, aux_heads) if h != LUNGS]
+        annotated = self.manifest["classes"].fillna("").astype(str).str.split("+")
+        unmasked = self.manifest["unmasked"].fillna("").astype(str).str.split("+")
+        known = {h: np.array([head_known(h, *film) for film in zip(annotated, sides, unmasked)], bool) for h in wanted}
         out: dict[str, Split] = {}
         for key, select in selects.items():
             idx = np.flatnonzero(select)
@@ -157,6 +188,8 @@ class Cache:
                 names=[names[i] for i in idx],
                 patients=[patients[i] for i in idx],
                 complete_lungs=complete[idx],
+                aux={h: np.asarray(self._array(f"class_{h}")[idx], dtype=np.float32) for h in wanted},
+                aux_known={h: known[h][idx] for h in wanted},
             )
         return out
 
@@ -233,7 +266,7 @@ def open_cache(path: str | Path) -> Cache:
         )
     manifest = pd.read_csv(
         path / "manifest.csv",
-        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str},
+        dtype={"name": str, "patient_id": str, "split": str, "lung_sides": str, "flags": str, "classes": str, "unmasked": str},
         keep_default_na=False,
         na_values={"ggo_inside_lungs": [""]},
     )
@@ -249,6 +282,7 @@ class _Built:
     images: list[np.ndarray] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
     lungs: list[np.ndarray] = field(default_factory=list)
+    classes: dict[str, list[np.ndarray]] = field(default_factory=lambda: {h: [] for h in CLASS_HEADS})
     rows: list[dict[str, Any]] = field(default_factory=list)
     suspicious: list[dict[str, Any]] = field(default_factory=list)
 
@@ -278,12 +312,17 @@ def _add_record(built: _Built, record: Record, pre: Mapping[str, Any], report: L
         "width": record.shape[1], "ggo_fraction": pixels / record.mask.size, "ggo_inside_lungs": inside,
         "lung_sides": "+".join(record.lung_sides), "has_lungs": has_lungs, "flags": ";".join(codes),
         "ggo_free": bool(record.ggo_free),
+        "classes": "+".join(h for h in CLASS_HEADS if h in record.classes),
+        "unmasked": "+".join(h for h in CLASS_HEADS if h in record.unmasked),
     })  # fmt: skip
     if reasons:
         built.suspicious.append({"name": record.name, "patient_id": record.patient_id, "reasons": reasons})
     built.images.append(image)
     built.masks.append(mask.astype(np.uint8))
     built.lungs.append(lung.astype(np.uint8))
+    for head, masks in built.classes.items():
+        plane = record.classes.get(head)
+        masks.append((preprocess_mask(plane, res, fit=fit) if plane is not None else np.zeros((res, res))).astype(np.uint8))
 
 
 def _preprocess_records(root: Path, layout: str, pre: Mapping[str, Any], report: LoadReport, progress: bool) -> _Built:
@@ -328,6 +367,8 @@ def _write_cache(
         np.save(tmp / "masks.npy", np.stack(built.masks)[..., None])  # (N, R, R, 1) uint8
         np.save(tmp / "lungs.npy", np.stack(built.lungs)[..., None])  # (N, R, R, 1) uint8
         np.save(tmp / "has_lungs.npy", manifest["has_lungs"].to_numpy(bool))
+        for head, masks in built.classes.items():
+            np.save(tmp / f"class_{head}.npy", np.stack(masks)[..., None])  # (N, R, R, 1) uint8
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "config.json").write_text(json.dumps({**config, "root": str(root)}, indent=2) + "\n")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

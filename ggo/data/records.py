@@ -29,6 +29,7 @@ import pandas as pd
 
 from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.preprocess import to_grayscale_uint8
+from ggo.heads import CLASS_HEADS, HEAD_CLASSES
 
 GGO_CLASS = "Ground Glass Opacities"
 LUNG_CLASSES = {"Left Lung": "left", "Right Lung": "right"}
@@ -51,6 +52,11 @@ class Record:
     side is annotated; ``lung_sides`` says which sides were ("left", "right"). ``source`` is the
     image file it was read from. ``ggo_free``: a film annotated without any GGO (``mask`` all
     False): a negative, kept out of the GGO metrics and scored for its predicted GGO area instead.
+    ``classes`` holds the other annotated classes an auxiliary head
+    can learn, (H, W) bool by head name (``heart``, ``airways``, ``consolidation``, ``devices``:
+    see :data:`ggo.heads.HEAD_CLASSES`); a class the film has no annotation of is absent.
+    ``unmasked``: the heads with a class marked on the film without a mask (structure.csv rows
+    with no ``Mask``: 13 Monitoring Probes rows of GGO films): their target is unknown there.
     """
 
     name: str
@@ -61,6 +67,8 @@ class Record:
     lung_sides: tuple[str, ...] = ()
     source: Path | None = None
     ggo_free: bool = False
+    classes: dict[str, np.ndarray] = field(default_factory=dict)
+    unmasked: frozenset[str] = frozenset()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -348,6 +356,7 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
                 lungs |= side_mask
                 sides.append(side)
 
+        classes, unmasked = _class_masks(rows, root, shape, report, name)
         patient = patients.get(name)
         if patient is None:
             patient = f"image:{name}"
@@ -363,7 +372,30 @@ def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[R
             lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
             source=image_path,
             ggo_free=ggo_rows.empty,
+            classes=classes,
+            unmasked=unmasked,
         )
+
+
+def _class_masks(
+    rows: pd.DataFrame, root: Path, shape: tuple[int, int], report: LoadReport, name: str
+) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+    """The auxiliary heads' masks of one image (:data:`ggo.heads.CLASS_HEADS`): each the union of
+    its classes' crops, for the heads with at least one readable crop; and the heads with a row
+    that has no mask at all (marked present, not drawn), which are left out of the audit."""
+    out: dict[str, np.ndarray] = {}
+    unmasked: set[str] = set()
+    for head in CLASS_HEADS:
+        head_rows = rows[rows["Template Name"].isin(HEAD_CLASSES[head])]
+        drawn = head_rows[head_rows["Mask"].notna()]
+        if len(drawn) < len(head_rows):
+            unmasked.add(head)
+        if drawn.empty:
+            continue
+        mask, ok = _paste_crops(drawn, root, shape, report, name)
+        if any(ok):
+            out[head] = mask
+    return out, frozenset(unmasked)
 
 
 def load_records(root: str | Path, report: LoadReport | None = None, layout: str | None = None) -> list[Record]:

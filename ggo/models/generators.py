@@ -1,4 +1,4 @@
-"""Segmentation generators: U-Net and Attention U-Net, returning one-channel logits.
+"""Segmentation generators: U-Net and Attention U-Net, returning GGO logits (and auxiliary heads').
 
 Read top to bottom: ``build_generator`` validates the arguments and builds the encoder, the
 bottleneck and the decoder. Each encoder level halves the resolution and doubles the filters
@@ -8,7 +8,7 @@ matching encoder features (through an attention gate for ``attention_unet``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import keras
 from keras import layers
@@ -22,6 +22,7 @@ from ggo.models.blocks import (
     float32_logits,
     upsample,
 )
+from ggo.heads import output_layer_name, resolve_heads
 
 GENERATORS = ("unet", "attention_unet")
 MIN_DEPTH, MAX_DEPTH = 3, 7
@@ -64,6 +65,7 @@ def build_generator(
     upsampling: str = "transpose",
     in_channels: int = 1,
     lung_head: bool = False,
+    aux_heads: Sequence[str] = (),
 ) -> keras.Model:
     """Build a U-Net style segmentation generator.
 
@@ -79,12 +81,18 @@ def build_generator(
         in_channels: input channels (1 for grayscale X-rays).
         lung_head: also predict the lungs: a second logit channel from the same decoder,
             trained on the lung annotations and used at inference as a prior that suppresses
-            GGO outside the lungs (``ggo.inference.predict_probs``).
+            GGO outside the lungs (``ggo.inference.predict_probs``). The same as
+            ``aux_heads=["lungs"]``.
+        aux_heads: auxiliary outputs, one logit channel each after GGO, in this order (names in
+            :data:`ggo.heads.AUX_HEADS`: lungs, heart, airways, consolidation, devices). They
+            share the decoder and only shape its features; of them only ``lungs`` changes the
+            GGO prediction (the gate).
 
     Returns:
         A functional ``keras.Model`` named ``name`` mapping (B, R, R, in_channels) images to
-        (B, R, R, 1) float32 logits (float32 also under mixed precision); (B, R, R, 2), GGO
-        then lungs, with ``lung_head``. Apply a sigmoid for probabilities.
+        (B, R, R, 1 + K) float32 logits (float32 also under mixed precision): GGO, then the K
+        heads of :func:`ggo.heads.resolve_heads`. Its output layer's name records the heads
+        (:func:`ggo.heads.model_heads` reads them back). Apply a sigmoid for probabilities.
     """
     check_choice(name, GENERATORS, "generator")
     check_choice(norm, NORMS, "norm")
@@ -100,6 +108,7 @@ def build_generator(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     attention = name == "attention_unet"
+    heads = resolve_heads(lung_head, aux_heads)
 
     def filters_at(level: int) -> int:
         return min(base_filters * 2**level, max_filters)
@@ -126,7 +135,7 @@ def build_generator(
         x = layers.Concatenate(name=f"dec{level}_concat")([x, skip])  # (B, R/2^l, ..., 2 F_l)
         x = double_conv(x, filters_at(level), norm=norm, dropout=dropout, name=f"dec{level}")
 
-    logits = float32_logits(x, 2 if lung_head else 1, name="logits")  # (B, R, R, 1|2) float32
+    logits = float32_logits(x, 1 + len(heads), name=output_layer_name(heads))  # (B, R, R, 1 + K) float32
     return keras.Model(inputs, logits, name=name)
 
 

@@ -98,13 +98,15 @@ def _as_nhwc(array: np.ndarray, what: str) -> np.ndarray:
 def check_arrays(images: np.ndarray, masks: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """``make_dataset``'s inputs as float32 (N, H, W, C) arrays, or a ValueError saying what is wrong.
 
-    Masks have 1 channel (GGO) or 3 (GGO, lungs, lung weight: the targets of a lung head)."""
+    Masks have 1 channel (GGO) or 1 + 2K (GGO, then each auxiliary head's mask and weight: the
+    targets of K heads, ``ggo.data.cache.Split.targets``). Every channel is warped alike; a weight
+    channel becomes 0 where the warp fills from outside the image (unknown there)."""
     images, masks = _as_nhwc(images, "images"), _as_nhwc(masks, "masks")
     if images.shape[0] != masks.shape[0] or images.shape[1:3] != masks.shape[1:3]:
         raise ValueError(f"images {images.shape} and masks {masks.shape} do not match")
-    if masks.shape[-1] not in (1, 3):
+    if masks.shape[-1] % 2 != 1:
         raise ValueError(
-            f"masks must have 1 channel (GGO) or 3 (GGO, lungs, lung weight: a lung head's targets), "
+            f"masks must have 1 channel (GGO) or 1 + 2K (GGO, then each auxiliary head's mask and weight), "
             f"got shape {masks.shape}"
         )
     if batch_size < 1:

@@ -82,7 +82,7 @@ class GAN(GANBase):
         """Both updates from one forward pass (``adversarial_update="same_pass"``)."""
         g, d = self.generator, self.discriminator
         with tf.GradientTape() as g_tape:
-            heads = g(images, training=True)  # (B, R, R, 1 or 2) float32
+            heads = g(images, training=True)  # (B, R, R, 1 + K) float32: GGO, then K auxiliary heads
             seg_total, parts = self._segmentation_loss(targets, heads)
             logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
             fake = ops.sigmoid(logits)  # (B, R, R, 1) probabilities, NOT detached
@@ -105,12 +105,12 @@ class GAN(GANBase):
     def train_step(self, data):
         images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         targets = ops.cast(targets, "float32")
-        masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
+        masks = targets[..., :1]  # GGO (each auxiliary head's mask and weight follow it)
         if self.discriminator is not None and self.adversarial_update == "same_pass":
             return self._same_pass_step(images, targets, masks)
         g = self.generator
         with tf.GradientTape() as g_tape:
-            heads = g(images, training=True)  # (B, R, R, 1 or 2) float32
+            heads = g(images, training=True)  # (B, R, R, 1 + K) float32: GGO, then K auxiliary heads
             seg_total, parts = self._segmentation_loss(targets, heads)
             logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
             if self.discriminator is None:

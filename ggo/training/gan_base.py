@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss
+from ggo.heads import LUNGS, model_heads
+from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss, loss_term
 from ggo.metrics import SegmentationMetrics
 from ggo.training.callbacks import GeneratorEMA, RaiseOnNonFinite
 
@@ -79,7 +80,12 @@ class GANBase(keras.Model):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        # The generator's auxiliary heads, from its output layer (None: a generator ggo did not
+        # build; its 1 or 2 channels are read as GGO and lungs). Each head but the lungs (logged
+        # as "lung", in LOSS_NAMES) adds its own loss term.
+        self.heads = model_heads(generator)
+        extra = [loss_term(h) for h in (self.heads or ()) if h != LUNGS]
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in (*LOSS_NAMES, *extra)}
         self.segmentation_metrics = SegmentationMetrics(name="segmentation", from_logits=True)
         self.g_optimizer = None
         self.d_optimizer = None
@@ -98,6 +104,7 @@ class GANBase(keras.Model):
         bce_weight: float = 0.0,
         dice_weight: float = 0.0,
         lung_weight: float = 0.0,
+        aux_weights: dict[str, float] | None = None,
         adversarial_mode: str = "bce",
         label_smoothing: float = 0.0,
         d_steps: int = 1,
@@ -116,6 +123,8 @@ class GANBase(keras.Model):
             l1_weight, bce_weight, dice_weight: segmentation loss weights (pix2pix: L1 100).
             lung_weight: weight of the lung head's BCE (a generator with ``lung_head``, trained
                 on (B, R, R, 3) targets: GGO, lungs, lung weight; see ``ggo.losses``).
+            aux_weights: the BCE weight of each other auxiliary head of the generator, by name
+                (``{"heart": 100.0}``; see ``ggo.heads``); the lungs' is ``lung_weight``.
             adversarial_mode: ``bce`` or ``lsgan``.
             label_smoothing: one-sided smoothing of D's real targets (1 -> 1 - s).
             d_steps: discriminator updates per generator update (on the same batch;
@@ -135,13 +144,17 @@ class GANBase(keras.Model):
             "dice_weight": dice_weight,
             "lung_weight": lung_weight,
         }
+        aux_weights = {str(k): float(v) for k, v in (aux_weights or {}).items()}
+        self._check_aux_weights(aux_weights)
         _check_compile_args(
-            weights, adversarial_mode, label_smoothing, d_steps, adversarial_update, self.discriminator is not None
+            {**weights, **{f"aux_weights[{k!r}]": v for k, v in aux_weights.items()}},
+            adversarial_mode, label_smoothing, d_steps, adversarial_update, self.discriminator is not None,
         )
         self._check_optimizer_args(g_optimizer, d_optimizer, kwargs)
         self._keras_compile(bool(jit_compile), **kwargs)
         for term, weight in weights.items():
             setattr(self, term, float(weight))
+        self.aux_weights = aux_weights
         self.adversarial_mode = adversarial_mode
         self.label_smoothing = float(label_smoothing)
         self.d_steps = int(d_steps)
@@ -149,6 +162,17 @@ class GANBase(keras.Model):
         self.raise_on_non_finite = bool(raise_on_non_finite)
         self._set_optimizers(g_optimizer, d_optimizer)
         self._compiled()
+
+    def _check_aux_weights(self, aux_weights: dict[str, float]) -> None:
+        """Every head of the generator but the lungs needs a weight; no weight for a head it lacks."""
+        heads = [h for h in (self.heads or ()) if h != LUNGS]
+        missing = [h for h in heads if h not in aux_weights]
+        unknown = [h for h in aux_weights if h not in heads]
+        if missing or unknown:
+            raise ValueError(
+                f"aux_weights {aux_weights} do not match the generator's auxiliary heads {heads} "
+                f"(missing {missing}, not heads {unknown}); the lung head's weight is lung_weight"
+            )
 
     def _check_optimizer_args(self, g_optimizer, d_optimizer, kwargs: dict) -> None:
         if self.discriminator is not None and d_optimizer is None:
@@ -209,6 +233,7 @@ class GANBase(keras.Model):
             "bce_weight": self.bce_weight,
             "dice_weight": self.dice_weight,
             "lung_weight": self.lung_weight,
+            "aux_weights": dict(self.aux_weights),
             "adversarial_mode": self.adversarial_mode,
             "label_smoothing": self.label_smoothing,
             "d_steps": self.d_steps,
@@ -253,7 +278,7 @@ class GANBase(keras.Model):
         return [*self.loss_trackers.values(), self.segmentation_metrics]
 
     def call(self, images, training=False):
-        """Generator logits (B, R, R, 1) for images (B, R, R, C)."""
+        """Generator logits (B, R, R, 1 + K: GGO, then its auxiliary heads) for images (B, R, R, C)."""
         return self.generator(images, training=training)
 
     def get_config(self):
@@ -307,10 +332,11 @@ class GANBase(keras.Model):
 
     # ---------------------------------------------------------------- losses
     def _segmentation_loss(self, targets, heads):
-        """Weighted supervised loss of the GGO head (and of the lung head, if any)."""
+        """Weighted supervised loss of the GGO head and of the auxiliary heads, if any."""
         return heads_loss(
-            targets, heads, bce=self.bce_weight, l1=self.l1_weight, dice=self.dice_weight, lung=self.lung_weight
-        )
+            targets, heads, bce=self.bce_weight, l1=self.l1_weight, dice=self.dice_weight, lung=self.lung_weight,
+            aux=self.aux_weights, heads=self.heads,
+        )  # fmt: skip
 
     def _d_loss(self, real_logits, fake_logits):
         real = adversarial_loss(

@@ -249,7 +249,7 @@ class JaxGAN(GANBase):
         (g_trainable, g_nontrainable, g_opt), (d_trainable, d_nontrainable, d_opt) = g, d
 
         def losses_fn(g_tr, d_tr):
-            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1|2) f32
+            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1 + K) f32
             seg_total, parts = self._segmentation_loss(targets, heads)
             logits = heads[..., :1]
             fake = ops.sigmoid(logits)  # (B, R, R, 1) probabilities, NOT detached
@@ -279,7 +279,7 @@ class JaxGAN(GANBase):
         g_trainable, g_nontrainable, g_opt = g
 
         def g_loss_fn(g_tr):
-            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1|2) f32
+            heads, g_nt = gen.stateless_call(g_tr, g_nontrainable, images, training=True)  # (B, R, R, 1 + K) f32
             seg_total, parts = self._segmentation_loss(targets, heads)
             logits = heads[..., :1]  # GGO: what the discriminator and the metrics see
             if disc is None:
@@ -305,7 +305,7 @@ class JaxGAN(GANBase):
         trainable, non_trainable, optimizer_values, metrics_values = state
         images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         targets = ops.cast(targets, "float32")
-        masks = targets[..., :1]  # GGO (a lung head's lungs and lung weight follow it)
+        masks = targets[..., :1]  # GGO (each auxiliary head's mask and weight follow it)
         n_g_opt = len(self.g_optimizer.variables)
         g_opt, d_opt = optimizer_values[:n_g_opt], optimizer_values[n_g_opt:]
         nets = {"g": (*(_take(v, i) for v, i in zip((trainable, non_trainable), self._slots["g"])), g_opt)}

@@ -83,3 +83,23 @@ def test_real_ggo_masks_lie_inside_the_annotated_lungs(loaded) -> None:
     inside = [float((r.mask & r.lungs).sum()) / r.mask.sum() for r in records if r.lungs is not None and not r.ggo_free]
     assert np.median(inside) > 0.8
     assert np.mean(np.array(inside) > 0.5) > 0.95
+
+
+def test_real_films_that_train_each_auxiliary_head(loaded) -> None:
+    """gen.aux_heads on the real data: how many of the 93 films teach each head (a known target)
+    and how many of those show the class. Only 91 films have both lungs; every film has its heart
+    and at least one lung annotated, so a missing consolidation or device is a real negative."""
+    from ggo.heads import AUX_HEADS, anatomy_annotated, head_known
+
+    records, _ = loaded
+    known = {h: 0 for h in AUX_HEADS}
+    shown = {h: 0 for h in AUX_HEADS}
+    for r in records:
+        for h in AUX_HEADS:
+            known[h] += head_known(h, r.classes, r.lung_sides, r.unmasked)
+            shown[h] += bool(r.lungs is not None if h == "lungs" else h in r.classes and r.classes[h].any())
+    assert sum(anatomy_annotated(r.classes, r.lung_sides) for r in records) == 93
+    # 13 films mark Monitoring Probes without a mask: their devices are unknown (2 have no other device).
+    assert sum("devices" in r.unmasked for r in records) == 13
+    assert known == {"lungs": 91, "heart": 93, "airways": 92, "consolidation": 93, "devices": 80}
+    assert shown == {"lungs": 93, "heart": 93, "airways": 92, "consolidation": 30, "devices": 28}

@@ -295,6 +295,8 @@ CASES = [
      "compile": {"d_steps": 2, "label_smoothing": 0.1, "bce_weight": 1.0, "dice_weight": 1.0}},
     {"name": "supervised", "disc": "none", "compile": {"dice_weight": 1.0}},
     {"name": "lung_head", "disc": "patchgan", "lung_head": True, "compile": {"dice_weight": 1.0, "lung_weight": 10.0}},
+    {"name": "aux_heads", "disc": "patchgan", "aux_heads": ["heart", "lungs"],
+     "compile": {"dice_weight": 1.0, "lung_weight": 10.0, "aux_weights": {"heart": 5.0}}},
     {"name": "same_pass", "disc": "patchgan",
      "compile": {"adversarial_update": "same_pass", "label_smoothing": 0.1, "dice_weight": 1.0}},
 ]
@@ -304,9 +306,10 @@ def run_case(case, workdir, save_init):
     """Two train steps on one batch from the same initial weights: losses and weights."""
     set_precision("float32")
     batch = np.load(f"{workdir}/batch.npz")
-    gen = dict(depth=3, base_filters=4, max_filters=16, lung_head=case.get("lung_head", False))
+    gen = dict(depth=3, base_filters=4, max_filters=16, lung_head=case.get("lung_head", False),
+               aux_heads=case.get("aux_heads", ()))
     gan = make_gan("unet", case["disc"], 32, gen, dict(base_filters=4, max_filters=16))
-    targets = batch["y3"] if case.get("lung_head") else batch["y"]
+    targets = batch["y5"] if case.get("aux_heads") else batch["y3"] if case.get("lung_head") else batch["y"]
     d_opt = keras.optimizers.Adam(1e-3, beta_1=0.5) if case["disc"] != "none" else None
     gan.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), d_opt, **case["compile"])
     init = f"{workdir}/{case['name']}.init.weights.h5"
@@ -320,7 +323,8 @@ def run_case(case, workdir, save_init):
     for _ in range(2):
         gan.reset_metrics()
         logs = gan.train_on_batch(batch["x"], targets, return_dict=True)
-        losses.append({k: float(logs[k]) for k in ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung", "dice")})
+        keys = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung", "dice", *case.get("aux_heads", ()))
+        losses.append({k: float(logs[k]) for k in keys if k != "lungs"})
     after = [np.asarray(w) for n in nets for w in n.get_weights()]
     return losses, before, after
 
@@ -347,7 +351,12 @@ def test_tf_and_jax_train_steps_agree_from_the_same_weights_and_batch(jax_env, t
     lungs[:, 4:28, 2:30] = 1
     weight = np.ones_like(y)
     weight[3] = 0  # one image without a lung annotation
-    np.savez(tmp_path / "batch.npz", x=x, y=y, y3=np.concatenate([y, lungs, weight], -1))
+    heart = np.zeros_like(y)
+    heart[:, 8:24, 12:20] = 1
+    heart_weight = np.ones_like(y)
+    heart_weight[1] = 0  # another image without a heart annotation
+    y5 = np.concatenate([y, heart, heart_weight, lungs, weight], -1)
+    np.savez(tmp_path / "batch.npz", x=x, y=y, y3=np.concatenate([y, lungs, weight], -1), y5=y5)
 
     steps = {"__name__": "tf_steps"}
     exec(compile(STEPS, "steps", "exec"), steps)
@@ -364,7 +373,7 @@ def test_tf_and_jax_train_steps_agree_from_the_same_weights_and_batch(jax_env, t
     jax_losses = result(run_jax([str(script), str(tmp_path)], jax_env, tmp_path))
     for name, (tf_losses, before, tf_after) in tf_runs.items():
         jx = jax_losses[name]
-        for key in ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung"):
+        for key in ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung", *(["heart"] if name == "aux_heads" else [])):
             # Step 1 starts from identical weights; step 2 from Adam's first update.
             assert jx[0][key] == pytest.approx(tf_losses[0][key], rel=1e-5, abs=1e-6), (name, key)
             assert jx[1][key] == pytest.approx(tf_losses[1][key], rel=1e-4, abs=1e-6), (name, key)
