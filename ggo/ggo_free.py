@@ -48,7 +48,7 @@ def score_ggo_free(generators: Any, splits: Mapping[str, Any], settings: Any) ->
     tables = [
         area_table(split.names, split.patients, name, masks_of(predict(generators, split.images, settings), settings))
         for name, split in splits.items()
-        if split is not None and len(split)
+        if split is not None and len(split.names)
     ]
     return combine(tables)
 
