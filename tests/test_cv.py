@@ -146,8 +146,6 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
         n = len(test.masks) if split == "test" else sum(len(x) for x in oof_masks)
         assert printed[split][:4] == pytest.approx((n, m["dice"], m["precision"], m["recall"]), abs=1e-3), split
     assert printed["all"][0] == printed["test"][0] + printed["oof"][0]
-    # The lung head learned the synthetic lungs, which hold every GGO blob: most GGO lies inside them.
-    assert printed["oof"][3] > 0.5, proc.stdout
 
 
 def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path: Path, tracking_uri: str) -> None:

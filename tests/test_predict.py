@@ -230,12 +230,16 @@ def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
     assert picture.shape[1] == 3 * 80 + 2 * 6, "three 80 px films side by side"
     for colour in OUTCOME_RGB.values():
         assert (picture == np.array(colour, np.uint8)).all(axis=-1).sum() > 20, f"the key shows {colour}"
-    for k, (name, _) in enumerate(shown):  # 80 px films in 80 px cells: drawn pixel for pixel
+    for k, (name, _) in enumerate(shown):  # each film fitted into its 80 px cell, masks by nearest neighbour
         record, pred, _ = films[name]
-        cell = picture[:, k * 86 : k * 86 + 80]
         gray = to_grayscale_uint8(load_image(record.source))
-        top = film_rows(cell, gray, record.mask | pred)
-        assert_outcomes_painted(cell[top : top + 80], record.mask, pred, gray)
+        f = 80 / max(gray.shape)
+        w, h = round(gray.shape[1] * f), round(gray.shape[0] * f)
+        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+        true, pred = (cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0 for m in (record.mask, pred))
+        cell = picture[:, k * 86 + (80 - w) // 2 : k * 86 + (80 - w) // 2 + w]
+        top = film_rows(cell, gray, true | pred)
+        assert_outcomes_painted(cell[top : top + h], true, pred, gray)
 
 
 @pytest.mark.slow
