@@ -43,6 +43,24 @@ def gated_probs(logits: Any, heads: tuple[str, ...] | None = None) -> np.ndarray
     return p[..., :1]
 
 
+def lung_probs(generator: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Lung probabilities (N, R, R, 1) float32 from a generator with a lung head (``gen.lung_head=true``).
+
+    The lungs are the second of its two output channels (the first is GGO). A generator without a
+    lung head raises a ValueError that says so.
+    """
+    out = []
+    for i in range(0, len(images), batch_size):
+        logits = np.asarray(generator(images[i : i + batch_size], training=False))
+        if logits.shape[-1] != 2:
+            raise ValueError(
+                f"generator {getattr(generator, 'name', '?')!r} has {logits.shape[-1]} output channel(s), not the 2 of a "
+                "lung head: its run was not trained with gen.lung_head=true"
+            )
+        out.append(sigmoid(logits[..., 1:2]))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((*images.shape[:-1], 1), np.float32)
+
+
 def predict_probs(generator: Any, images: np.ndarray, batch_size: int = 8, *, tta_flip: bool = False) -> np.ndarray:
     """GGO probability maps (N, R, R, 1) float32 for preprocessed ``images``.
 

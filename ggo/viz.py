@@ -15,6 +15,10 @@ THRESHOLD = defaults("eval")["threshold"]
 
 TRUTH_RGB = (0, 220, 0)
 PRED_RGB = (255, 40, 40)
+#: Where a prediction meets the truth, in the Okabe-Ito palette (told apart with any colour vision).
+OUTCOME_RGB = {"TP": (240, 228, 66), "FP": (213, 94, 0), "FN": (86, 180, 233)}
+OUTCOME_LABELS = {"TP": "TP: GGO found (yellow)", "FP": "FP: false alarm (orange)", "FN": "FN: GGO missed (blue)"}
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -49,8 +53,105 @@ def overlay(
     return out
 
 
+def outcome_masks(truth: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"TP", "FP", "FN": (H, W) bool}``: GGO found, predicted where there is none, missed."""
+    t = np.asarray(truth).squeeze() > MASK_LEVEL
+    p = np.asarray(pred).squeeze() > MASK_LEVEL
+    return {"TP": t & p, "FP": p & ~t, "FN": t & ~p}
+
+
+def outcome_overlay(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float = 0.45, *, thickness: int = 1) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with TP, FP and FN tinted and outlined in :data:`OUTCOME_RGB`."""
+    out = rgb
+    for name, region in outcome_masks(truth, pred).items():
+        out = overlay(out, region, OUTCOME_RGB[name], alpha, thickness=thickness, outline_holes=True)
+    return out
+
+
+def film_dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    """The per-image Dice of the evaluation protocol (1 when both masks are empty)."""
+    from ggo.metrics import dice_from_counts
+
+    counts = {k: float(v.sum()) for k, v in outcome_masks(truth, pred).items()}
+    return float(dice_from_counts(np.float32(counts["TP"]), np.float32(counts["FP"]), np.float32(counts["FN"])))
+
+
+def _text_band(width: int, items: Sequence[tuple[str, Sequence[int] | None]], scale: float) -> np.ndarray:
+    """A white band ``width`` px wide with ``items`` (text, swatch colour or None) in a row, shrunk to fit."""
+    while True:
+        thick = max(1, round(scale * 2))
+        sizes = [cv2.getTextSize(text, _FONT, scale, thick)[0] for text, _ in items]
+        h = max(s[1] for s in sizes)
+        pad = max(2, h // 2)
+        need = sum(s[0] + pad * 2 + (h + pad if colour is not None else 0) for s, (_, colour) in zip(sizes, items))
+        if need <= width or scale <= 0.25:
+            break
+        scale *= 0.85
+    band = np.full((h + 3 * pad, width, 3), 255, np.uint8)
+    x, base = pad, h + pad
+    for (text, colour), (w, _) in zip(items, sizes):
+        if colour is not None:
+            cv2.rectangle(band, (x, base - h), (x + h, base), tuple(int(c) for c in colour), -1)
+            cv2.rectangle(band, (x, base - h), (x + h, base), (0, 0, 0), 1)
+            x += h + pad
+        cv2.putText(band, text, (x, base), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
+        x += w + 2 * pad
+    return band
+
+
+def legend_band(width: int, scale: float = 0.5) -> np.ndarray:
+    """The TP / FP / FN colour key as a white RGB band ``width`` px wide."""
+    return _text_band(width, [(OUTCOME_LABELS[k], OUTCOME_RGB[k]) for k in OUTCOME_RGB], scale)
+
+
+def caption_scale(width: int) -> float:
+    """A font scale that reads well on a picture ``width`` px wide."""
+    return float(np.clip(width / 700, 0.4, 1.5))
+
+
+def outcome_picture(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str, *, legend: bool = True) -> np.ndarray:
+    """One film: ``title`` (its name and dice) above the TP/FP/FN overlay, and the colour key below.
+
+    The overlay keeps ``rgb``'s size; the title band sits on top and the legend band underneath.
+    """
+    scale = caption_scale(rgb.shape[1])
+    thickness = max(1, round(max(rgb.shape[:2]) / 400))
+    parts = [_text_band(rgb.shape[1], [(title, None)], scale), outcome_overlay(rgb, truth, pred, thickness=thickness)]
+    if legend:
+        parts.append(legend_band(rgb.shape[1], scale))
+    return np.concatenate(parts, axis=0)
+
+
+def outcome_figure(films: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]], columns: int = 3, size: int = 360) -> np.ndarray:
+    """A grid of films ``(rgb, truth, pred, title)``, each fitted into a ``size`` px square, one
+    colour key below. Returns an RGB uint8 picture.
+
+    Masks are resized with nearest neighbours before drawing, so outlines stay sharp; titles should
+    carry the dice computed at the original size.
+    """
+    if not films:
+        raise ValueError("outcome_figure needs at least one film")
+    scale = caption_scale(size)
+    tiles = []
+    for rgb, truth, pred, title in films:
+        f = size / max(rgb.shape[:2])
+        w, h = max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f))
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        t, p = (cv2.resize(np.asarray(m).squeeze().astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) for m in (truth, pred))
+        film = outcome_overlay(small, t, p)
+        left, top = (size - w) // 2, (size - h) // 2
+        film = np.pad(film, ((top, size - h - top), (left, size - w - left), (0, 0)), constant_values=255)
+        tiles.append(np.concatenate([_text_band(size, [(title, None)], scale), film], axis=0))
+    height = max(t.shape[0] for t in tiles)  # a long title shrinks its band
+    tiles = [np.pad(t, ((height - t.shape[0], 0), (0, 0), (0, 0)), constant_values=255) for t in tiles]
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
+    rows = [_hstack(tiles[i : i + columns], gap=6) for i in range(0, len(tiles), columns)]
+    grid = _vstack(rows, gap=6)
+    return np.concatenate([grid, legend_band(grid.shape[1], scale)], axis=0)
+
+
 def overlay_grid(images: np.ndarray, truths: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
-    """One row per image: input | truth (green) | prediction (red) | both contours.
+    """One row per image: input | truth (green) | prediction (red) | TP/FP/FN (:data:`OUTCOME_RGB`).
 
     ``images`` (N, H, W, 1) in [-1, 1]; ``truths`` and ``probs`` (N, H, W, 1) in [0, 1].
     Returns an (N*H, 4*W, 3) uint8 picture with a 2 px white gutter.
@@ -59,8 +160,7 @@ def overlay_grid(images: np.ndarray, truths: np.ndarray, probs: np.ndarray, thre
     for img, truth, prob in zip(images, truths, probs):
         rgb = to_rgb_uint8(img)
         pred = np.asarray(prob).squeeze() > threshold
-        both = overlay(overlay(rgb, truth, TRUTH_RGB, alpha=0.0), pred, PRED_RGB, alpha=0.0)
-        tiles = [rgb, overlay(rgb, truth, TRUTH_RGB), overlay(rgb, pred, PRED_RGB), both]
+        tiles = [rgb, overlay(rgb, truth, TRUTH_RGB), overlay(rgb, pred, PRED_RGB), outcome_overlay(rgb, truth, pred)]
         rows.append(_hstack(tiles))
     return _vstack(rows)
 

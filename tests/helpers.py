@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REAL_DATA_ENV = "GGO_DATA"
@@ -41,3 +42,28 @@ def real_data_root() -> Path:
             pytest.fail(f"{REAL_DATA_ENV} must point at the dataset copy in CI")
         pytest.skip(f"set {REAL_DATA_ENV} to the dataset copy to run real-data tests")
     return Path(root)
+
+
+def assert_outcomes_painted(picture: np.ndarray, truth: np.ndarray, pred: np.ndarray, gray: np.ndarray, alpha: float = 0.45) -> int:
+    """Inside each of TP, FP, FN (away from its outline) the picture is ``gray`` blended with that
+    outcome's colour; where neither mask is, it is ``gray`` untouched. Returns the pixels checked."""
+    import cv2
+
+    from ggo import viz
+
+    checked = 0
+    tn = ~truth & ~pred
+    assert (picture[tn] == gray[tn][:, None]).all(), "true negatives are left as the X-ray"
+    checked += int(tn.sum())
+    for name, region in {"TP": truth & pred, "FP": pred & ~truth, "FN": truth & ~pred}.items():
+        inner = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+        if not inner.any():
+            continue
+        colour = np.array(viz.OUTCOME_RGB[name], np.float32)
+        want = np.clip(np.rint((1 - alpha) * gray[inner][:, None].astype(np.float32) + alpha * colour), 0, 255)
+        assert (picture[inner] == want).all(), f"{name} pixels are tinted {viz.OUTCOME_RGB[name]}"
+        # The border OpenCV traces: region pixels with a 4-neighbour outside it.
+        edge = region & ~cv2.erode(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))).astype(bool)
+        assert (picture[edge] == colour.astype(np.uint8)).all(axis=-1).mean() > 0.9, f"{name} is outlined in its colour"
+        checked += int(inner.sum())
+    return checked

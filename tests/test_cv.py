@@ -178,3 +178,61 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(
     assert "train.seed" not in summary.loc[0, "config"]
     mlflow.set_tracking_uri(tracking_uri)
     assert len(mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").unwrap_python_model().generators) == 4
+
+
+def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(tmp_path: Path, tracking_uri: str) -> None:
+    import re
+
+    import yaml
+
+    from ggo.data import prepare_from_config
+    from ggo.inference import sigmoid
+    from ggo.metrics import evaluate
+
+    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3"]
+    proc = subprocess.run([sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", *overrides],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("ggo.role") == "parent")
+    children = {int(r.data.params["data.fold"]): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
+    proc = subprocess.run([sys.executable, str(script), "--lungs-from", parent.info.run_id, "--tracking-uri", tracking_uri],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    printed = {m[0]: (int(m[1]), *map(float, m[2:])) for m in re.findall(
+        r"^\s*(test|oof|all) \((\d+) films\): dice ([0-9.]+), precision ([0-9.]+), recall ([0-9.]+)", proc.stdout, re.M)}
+    assert set(printed) == {"test", "oof", "all"} and "lung head" in proc.stdout
+
+    # The same numbers from the fold models loaded as shipped: each fold's lungs on its own val
+    # films (out of fold), the mean of the folds' lung maps on the test films, at 0.5.
+    cfg_path = mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml",
+                                                   dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)
+    cfg = yaml.safe_load(Path(cfg_path).read_text())
+    cache = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False)
+    mlflow.set_tracking_uri(tracking_uri)
+    test, maps, oof_masks, oof_maps = cache.split(0)["test"], [], [], []
+    for fold, child in sorted(children.items()):
+        (generator,) = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model").unwrap_python_model().generators
+        maps.append(sigmoid(generator(test.images))[..., 1:2])
+        val = cache.split(fold)["val"]
+        oof_masks.append(val.masks)
+        oof_maps.append(sigmoid(generator(val.images))[..., 1:2])
+    want = {"test": evaluate(test.masks, np.mean(maps, axis=0), 0.5), "oof": evaluate(np.concatenate(oof_masks), np.concatenate(oof_maps), 0.5)}
+    for split, m in want.items():
+        n = len(test.masks) if split == "test" else sum(len(x) for x in oof_masks)
+        assert printed[split][:4] == pytest.approx((n, m["dice"], m["precision"], m["recall"]), abs=1e-3), split
+    assert printed["all"][0] == printed["test"][0] + printed["oof"][0]
+
+
+def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path: Path, tracking_uri: str) -> None:
+    from ggo import tracking
+
+    tracking.ensure_store(tracking_uri)
+    run = tracking.create_run(tracking_uri, "ggo", run_name="lonely", tags={})
+    script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
+    proc = subprocess.run([sys.executable, str(script), "--lungs-from", run, "--tracking-uri", tracking_uri],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 2 and "0 cross-validated configurations" in proc.stderr and "gen.lung_head=true" in proc.stderr

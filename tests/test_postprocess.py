@@ -76,3 +76,18 @@ def test_flip_tta_averages_the_flipped_back_prediction() -> None:
     np.testing.assert_allclose(tta, 0.5 * (plain + plain[:, :, ::-1]), atol=1e-6)
     np.testing.assert_allclose(tta, 0.5, atol=1e-6)  # the ramp and its mirror cancel
     np.testing.assert_allclose(ensemble_probs([model, model], images), plain, atol=1e-6)
+
+
+def test_lung_probs_read_the_second_channel_of_a_lung_head_and_refuse_other_generators() -> None:
+    from ggo.inference import lung_probs
+
+    images = np.zeros((3, 4, 4, 1), np.float32)
+    ggo_logits, lung_logits = np.float32(-3.0), np.float32(2.0)
+
+    def lung_head(x, training=False):
+        return np.concatenate([np.full_like(x, ggo_logits), np.full_like(x, lung_logits)], axis=-1)  # (B, H, W, 2)
+
+    np.testing.assert_allclose(lung_probs(lung_head, images, batch_size=2), sigmoid(lung_logits), rtol=1e-6)
+    assert lung_probs(lung_head, images).shape == (3, 4, 4, 1)
+    with pytest.raises(ValueError, match="gen.lung_head=true"):
+        lung_probs(lambda x, training=False: np.zeros_like(x), images)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ggo.predict import MAX_PIXELS, collect_inputs, load_image
+from helpers import assert_outcomes_painted
 from sweep_fixture import PRECISION, TinySweep, champion, subprocess_env, tiny_sweep  # noqa: F401 - fixtures
 
 
@@ -106,6 +107,39 @@ def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     return {row["file"]: row for row in rows}
 
 
+def film_rows(picture: np.ndarray, gray: np.ndarray, known: np.ndarray) -> int:
+    """The row where the film starts in an overlay with bands above and below: the one offset at
+    which every pixel outside ``known`` (the masks) shows the X-ray ``gray`` untouched."""
+    h = gray.shape[0]
+    tops = [t for t in range(picture.shape[0] - h + 1) if (picture[t : t + h][~known] == gray[~known][:, None]).all()]
+    assert len(tops) == 1, f"the film is found once in the overlay, at {tops}"
+    return tops[0]
+
+
+def assert_overlays_show_tp_fp_fn(root: Path, rows: dict[str, dict[str, str]], scores: dict) -> None:
+    """Each film's overlay shows TP / FP / FN in their colours where its true and predicted masks
+    say, and its row carries the film's dice (their mean is the scored dice)."""
+    from ggo.data import to_grayscale_uint8
+    from ggo.predict import truth_from_dataset
+
+    truth = truth_from_dataset(root)
+    seen, dices = set(), []
+    for file, row in rows.items():
+        true, pred = truth[Path(file).stem], cv2.imread(row["mask"], cv2.IMREAD_GRAYSCALE) > 0
+        gray = to_grayscale_uint8(cv2.imread(file, cv2.IMREAD_UNCHANGED))
+        picture = cv2.cvtColor(cv2.imread(row["overlay"]), cv2.COLOR_BGR2RGB)
+        assert picture.shape[1] == gray.shape[1] and picture.shape[0] > gray.shape[0], "title and key bands around the film"
+        top = film_rows(picture, gray, true | pred)
+        assert (picture[:top].sum(axis=-1) < 150).any(), "the title band has text"
+        assert_outcomes_painted(picture[top : top + gray.shape[0]], true, pred, gray)
+        seen |= {name for name, m in {"TP": true & pred, "FP": pred & ~true, "FN": true & ~pred}.items() if m.any()}
+        want = 2 * (true & pred).sum() / (true.sum() + pred.sum()) if true.any() or pred.any() else 1.0
+        assert float(row["dice"]) == pytest.approx(want, abs=1e-6)
+        dices.append(float(row["dice"]))
+    assert seen, "some film has GGO or a prediction to draw"
+    assert np.mean(dices) == pytest.approx(scores["metrics"]["dice"], abs=1e-4), "the per-film dice average to the scored dice"
+
+
 @pytest.mark.slow
 def test_predict_writes_a_mask_overlay_and_row_per_image_and_records_bad_inputs(
     tiny_sweep: TinySweep, champion: str, tmp_path: Path
@@ -158,8 +192,54 @@ def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dat
     assert set(scores["metrics"]) == {"dice", "dice_pooled", "iou", "precision", "recall", "specificity"}
     assert all(0.0 <= v <= 1.0 for v in scores["metrics"].values())
     assert "scored 4 image(s)" in proc.stdout
+    assert_overlays_show_tp_fp_fn(root, rows, scores)
     warned = warning_lines(proc.stderr)
     assert not warned, "the normal path of ggo.predict prints no third-party warnings:\n" + "\n".join(warned)
+
+
+@pytest.mark.slow
+def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
+    tiny_sweep: TinySweep, champion: str, tmp_path: Path
+) -> None:
+    from ggo.data import iter_records, make_synthetic_dataset, to_grayscale_uint8
+    from ggo.predict import load_segmenter, model_settings
+    from ggo.viz import OUTCOME_RGB, film_dice
+
+    root = make_synthetic_dataset(tmp_path / "ds", n_images=5, n_patients=5, image_size=80, seed=4)
+    out = tmp_path / "docs" / "figure.png"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "overlay_figure.py"
+    args = ["--model", champion, "--tracking-uri", tiny_sweep.uri, "--data", str(root), "--split", "all", "--n", "3", "--size", "80"]
+    proc = subprocess.run([sys.executable, str(script), *args, "--out", str(out)], cwd=tmp_path,
+                          env=subprocess_env(CUDA_VISIBLE_DEVICES="-1"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    shown = re.findall(r"^(\S+): dice ([0-9.]+)$", proc.stdout, re.M)
+    assert len(shown) == 3 and "3 of 5 all film(s)" in proc.stdout
+
+    # The films the test predicts itself: the figure holds the best, the median and the worst, in that order.
+    segmenter = load_segmenter(champion, tiny_sweep.uri)
+    threshold = model_settings(segmenter).threshold
+    films = {}
+    for record in iter_records(root):
+        pred = segmenter.probabilities([load_image(record.source)])[0] > threshold
+        films[record.name] = (record, pred, film_dice(record.mask, pred))
+    ranked = sorted(films, key=lambda n: (-films[n][2], n))
+    assert [name for name, _ in shown] == [ranked[0], ranked[2], ranked[4]]
+    assert all(float(d) == pytest.approx(films[n][2], abs=1e-3) for n, d in shown)
+
+    picture = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert picture.shape[1] == 3 * 80 + 2 * 6, "three 80 px films side by side"
+    for colour in OUTCOME_RGB.values():
+        assert (picture == np.array(colour, np.uint8)).all(axis=-1).sum() > 20, f"the key shows {colour}"
+    for k, (name, _) in enumerate(shown):  # each film fitted into its 80 px cell, masks by nearest neighbour
+        record, pred, _ = films[name]
+        gray = to_grayscale_uint8(load_image(record.source))
+        f = 80 / max(gray.shape)
+        w, h = round(gray.shape[1] * f), round(gray.shape[0] * f)
+        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+        true, pred = (cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0 for m in (record.mask, pred))
+        cell = picture[:, k * 86 + (80 - w) // 2 : k * 86 + (80 - w) // 2 + w]
+        top = film_rows(cell, gray, true | pred)
+        assert_outcomes_painted(cell[top : top + h], true, pred, gray)
 
 
 @pytest.mark.slow

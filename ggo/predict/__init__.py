@@ -4,9 +4,13 @@ For every image (folders are searched recursively for .png, .jpg, .jpeg, .tif, .
 .webp files) it writes, under ``--out`` (default ``predictions/``):
 
 - ``<stem>_mask.png``: the GGO mask at the image's original size, 0 (background) or 255 (GGO);
-- ``<stem>_overlay.png``: the X-ray with GGO tinted red and outlined;
+- ``<stem>_overlay.png``: the X-ray with GGO tinted red and outlined; where the true mask is known
+  (``--truth`` or ``--score``), TP (GGO found) yellow, FP (false alarm) orange and FN (GGO missed)
+  sky blue, each tinted and outlined, under a band with the file name and its dice and above the
+  colour key;
 - one row in ``predictions.csv``: file, ggo_fraction (share of the image's pixels that are
-  GGO), height, width, status (``ok`` or ``error``), error, and the paths of the two PNGs.
+  GGO), height, width, status (``ok`` or ``error``), error, the paths of the two PNGs, and dice
+  (against the true mask; empty without one).
 
 Two inputs with the same stem get ``-2``, ``-3``... appended. An input that cannot be used (missing,
 empty, corrupt, truncated, not an image, smaller than 2 x 2, larger than 100 megapixels) gets a
@@ -31,7 +35,7 @@ Examples::
 from __future__ import annotations
 
 from ggo.predict.cli import build_parser, main
-from ggo.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, collect_inputs, load_image, overlay
+from ggo.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, collect_inputs, load_image, outcome_overlay, overlay
 from ggo.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
 from ggo.predict.segment import CSV_COLUMNS, DEFAULT_MODEL, Prediction, load_segmenter, model_settings, predict_files
 
@@ -47,6 +51,7 @@ __all__ = [
     "load_segmenter",
     "main",
     "model_settings",
+    "outcome_overlay",
     "overlay",
     "predict_files",
     "score",

@@ -17,13 +17,26 @@ _SPLIT = defaults("data")
 _THRESHOLD = defaults("eval")["threshold"]
 
 
+def add_protocol_arguments(parser: argparse.ArgumentParser, title: str, description: str) -> argparse._ArgumentGroup:
+    """``--split``, ``--split-seed``, ``--test-fraction`` and ``--folds``: which films of the
+    evaluation protocol's seeded patient split (:func:`ggo.predict.split_members`)."""
+    protocol = parser.add_argument_group(title, description)
+    protocol.add_argument("--split", default=None, metavar="NAME", help="test, or fold0 .. fold<folds-1>")
+    protocol.add_argument("--split-seed", type=int, default=_SPLIT["seed"], help="data.seed of the runs (default: %(default)s)")
+    protocol.add_argument("--test-fraction", type=float, default=_SPLIT["test_fraction"],
+                          help="data.test_fraction (default: %(default)s)")
+    protocol.add_argument("--folds", type=int, default=_SPLIT["folds"], help="data.folds (default: %(default)s)")
+    return protocol
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ggo.predict",
         description=(
             "Segment GGO on chest X-rays with a trained ggo model. Per image, under --out:\n"
-            "<stem>_mask.png (0/255, original size), <stem>_overlay.png (GGO in red) and a row in\n"
-            "predictions.csv (file, ggo_fraction, height, width, status, error). Unusable inputs\n"
+            "<stem>_mask.png (0/255, original size), <stem>_overlay.png (GGO in red; with --truth or\n"
+            "--score: TP yellow, FP orange, FN blue, under the file name and its dice) and a row in\n"
+            "predictions.csv (file, ggo_fraction, height, width, status, error, dice). Unusable inputs\n"
             "get a row with their error; the exit status is 0 only if every input succeeded."
         ),
         epilog=(
@@ -53,16 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder of true masks (<stem>.png or <stem>_mask.png): also score the predictions")
     group.add_argument("--score", metavar="DATASET_ROOT", default=None,
                        help="a dataset in the GGO layout: score the predictions against its GGO masks")
-    protocol = parser.add_argument_group(
-        "evaluation protocol (with --score)",
+    protocol = add_protocol_arguments(
+        parser, "evaluation protocol (with --score)",
         "predict and score only one split of the seeded patient split that training used "
         "(defaults as in the config schema's data section), e.g. the held-out test patients: --split test",
     )
-    protocol.add_argument("--split", default=None, metavar="NAME", help="test, or fold0 .. fold<folds-1>")
-    protocol.add_argument("--split-seed", type=int, default=_SPLIT["seed"], help="data.seed of the runs (default: %(default)s)")
-    protocol.add_argument("--test-fraction", type=float, default=_SPLIT["test_fraction"],
-                          help="data.test_fraction (default: %(default)s)")
-    protocol.add_argument("--folds", type=int, default=_SPLIT["folds"], help="data.folds (default: %(default)s)")
     protocol.add_argument("--pooled-on-original-pixels", action="store_true",
                           help="pool precision, recall, IoU over original pixels (large films weigh more) instead "
                           "of weighting each image as the model's grid does (the protocol, what a run's test/* reports)")
@@ -99,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[ggo] predict: {exc}", file=sys.stderr)
         return 2
     results = predict_files(
-        segmenter, inputs, args.out, threshold=args.threshold, keep_probabilities=truth is not None
+        segmenter, inputs, args.out, threshold=args.threshold, keep_probabilities=truth is not None, truth=truth
     )
     ok = sum(p.status == "ok" for p in results)
     out = Path(args.out)
@@ -118,4 +126,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_protocol_arguments", "build_parser", "main"]

@@ -1,6 +1,7 @@
 """Reading ``predict``'s inputs: folders walked for images, each file read by the one image reader
 (:mod:`ggo.data.imagefile`: truncated files and oversized images refused before decoding), and
-the overlay PNG drawn on the original X-ray (through :func:`ggo.viz.overlay`)."""
+the overlay PNG drawn on the original X-ray (through :mod:`ggo.viz`): the mask alone, or where the
+truth is known, TP / FP / FN in three colours."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndar
     return tint(bgr, mask.astype(bool), RED_BGR, alpha, thickness=max(1, round(max(mask.shape) / 400)), outline_holes=True)
 
 
+def outcome_overlay(image: np.ndarray, truth: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
+    """The X-ray in gray (BGR) with TP, FP and FN in their colours (:func:`ggo.viz.outcome_picture`):
+    ``title`` in a band above, the colour key in a band below."""
+    import cv2
+
+    from ggo.data import to_grayscale_uint8
+    from ggo.viz import outcome_picture
+
+    rgb = cv2.cvtColor(to_grayscale_uint8(image), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(outcome_picture(rgb, truth, mask, title), cv2.COLOR_RGB2BGR)
+
+
 def unique_stem(stem: str, used: set[str]) -> str:
     """``stem``, or ``stem-2``, ``stem-3``... if already in ``used`` (which it joins)."""
     candidate, n = stem, 1
@@ -74,4 +87,4 @@ def unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "collect_inputs", "load_image", "overlay", "unique_stem"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "collect_inputs", "load_image", "outcome_overlay", "overlay", "unique_stem"]

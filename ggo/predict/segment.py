@@ -7,14 +7,14 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ggo.predict.files import collect_inputs, load_image, overlay, unique_stem
+from ggo.predict.files import collect_inputs, load_image, outcome_overlay, overlay, unique_stem
 
 DEFAULT_MODEL = "models:/ggo-segmenter@champion"
-CSV_COLUMNS = ("file", "ggo_fraction", "height", "width", "status", "error", "mask", "overlay")
+CSV_COLUMNS = ("file", "ggo_fraction", "height", "width", "status", "error", "mask", "overlay", "dice")
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Prediction:
     width: int | None = None
     mask: str = ""
     overlay: str = ""
+    dice: float = float("nan")  # against the true mask, when one is known
     probability: np.ndarray | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class Prediction:
             "error": self.error,
             "mask": self.mask,
             "overlay": self.overlay,
+            "dice": "" if math.isnan(self.dice) else f"{self.dice:.6f}",
         }
 
 
@@ -79,14 +81,18 @@ def predict_files(
     *,
     threshold: float | None = None,
     keep_probabilities: bool = False,
+    truth: Mapping[str, np.ndarray] | None = None,
     log: Any = None,
 ) -> list[Prediction]:
     """Masks, overlays and ``predictions.csv`` under ``out_dir`` for ``inputs`` (files or folders).
 
     Each input is handled on its own: a failure is recorded in its row and the rest go on.
-    ``threshold`` defaults to the model's (:func:`model_settings`). Returns one :class:`Prediction`
-    per input.
+    ``threshold`` defaults to the model's (:func:`model_settings`). Where ``truth`` (``{stem: mask}``)
+    holds a mask of the image's size, the overlay shows TP / FP / FN (:func:`outcome_overlay`) under
+    the file name and its dice, and the row gets the dice. Returns one :class:`Prediction` per input.
     """
+    from ggo.viz import film_dice
+
     import cv2
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -111,7 +117,13 @@ def predict_files(
             mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
             if not cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255):
                 raise OSError(f"could not write {mask_path}: check that {out} is writable")
-            if not cv2.imwrite(str(overlay_path), overlay(image, mask)):
+            true = (truth or {}).get(path.stem)
+            if true is not None and true.shape == mask.shape:
+                pred.dice = film_dice(true, mask)
+                picture = outcome_overlay(image, true, mask, f"{path.name}  dice {pred.dice:.3f}")
+            else:
+                picture = overlay(image, mask)
+            if not cv2.imwrite(str(overlay_path), picture):
                 raise OSError(f"could not write {overlay_path}: check that {out} is writable")
         except Exception as exc:  # noqa: BLE001 - one bad input must not stop the rest
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
