@@ -136,7 +136,8 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(
     from ggo.metrics import evaluate
     from ggo.postprocess import postprocess_probs
 
-    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", "train.seed=0,1", *tiny_overrides(tmp_path, tracking_uri)]
+    # With the generator's weight average on, so the whole run path (best epoch, scores, model) runs with it.
+    args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", "train.seed=0,1", "train.ema=0.9", *tiny_overrides(tmp_path, tracking_uri)]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -146,6 +147,7 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     fold = {f: sorted((c for c in children if c.data.params["data.fold"] == str(f)), key=lambda c: c.data.params["train.seed"]) for f in (0, 1)}
     assert [[c.data.params["train.seed"] for c in fold[f]] for f in (0, 1)] == [["0", "1"], ["0", "1"]]
+    assert {c.data.params["train.ema"] for c in children} == {"0.9"}
 
     # val/* over folds: each fold counts once, with its seeds' mean (a single model's score).
     m = parent.data.metrics

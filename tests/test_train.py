@@ -275,7 +275,7 @@ def test_train_ema_averages_the_generator_only_and_each_schedule_spans_its_own_u
     overrides = [*tiny_overrides(tmp_path), "train.ema=0.9", "train.lr_schedule=cosine", "train.d_steps=2", "train.epochs=3"]
     config = to_dict(compose(overrides))
     data = RunData(np.zeros((20, 1)), None, None, 64, for_backend("tensorflow"))  # 20 films, batch 8: 3 steps an epoch
-    gan = build_gan(config, open_tracker(config["tracking"], run_name="t"), data)
+    gan = build_gan(config, open_tracker(config["tracking"], run_name="t", tags={}), data)
     g, d = gan.g_optimizer, gan.d_optimizer
     assert g.use_ema and g.ema_momentum == pytest.approx(0.9) and not d.use_ema
     # After the run's 9 generator steps (18 discriminator updates) both rates reach 0 (cosine).
