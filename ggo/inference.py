@@ -44,20 +44,25 @@ def gated_probs(logits: Any, heads: tuple[str, ...] | None = None) -> np.ndarray
 
 
 def lung_probs(generator: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Lung probabilities (N, R, R, 1) float32 from a generator with a lung head (``gen.lung_head=true``).
+    """Lung probabilities (N, R, R, 1) float32 from a generator with a lung head (``gen.lung_head=true``
+    or ``lungs`` among ``gen.aux_heads``).
 
-    The lungs are the second of its two output channels (the first is GGO). A generator without a
-    lung head raises a ValueError that says so.
+    The lungs' channel is read from the generator's heads (:func:`ggo.heads.model_heads`; a model
+    saved before auxiliary heads has GGO then lungs). A generator without a lung head raises a
+    ValueError that says so.
     """
+    heads = model_heads(generator)
     out = []
     for i in range(0, len(images), batch_size):
         logits = np.asarray(generator(images[i : i + batch_size], training=False))
-        if logits.shape[-1] != 2:
+        found = heads if heads is not None else {2: ("lungs",)}.get(logits.shape[-1], ())
+        if "lungs" not in found:
             raise ValueError(
-                f"generator {getattr(generator, 'name', '?')!r} has {logits.shape[-1]} output channel(s), not the 2 of a "
-                "lung head: its run was not trained with gen.lung_head=true"
+                f"generator {getattr(generator, 'name', '?')!r} has no lung head (output channels: {logits.shape[-1]}, "
+                f"heads: {', '.join(found) or 'none'}): its run was not trained with gen.lung_head=true"
             )
-        out.append(sigmoid(logits[..., 1:2]))
+        lung = 1 + found.index("lungs")
+        out.append(sigmoid(logits[..., lung : lung + 1]))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((*images.shape[:-1], 1), np.float32)
 
 

@@ -91,3 +91,21 @@ def test_lung_probs_read_the_second_channel_of_a_lung_head_and_refuse_other_gene
     assert lung_probs(lung_head, images).shape == (3, 4, 4, 1)
     with pytest.raises(ValueError, match="gen.lung_head=true"):
         lung_probs(lambda x, training=False: np.zeros_like(x), images)
+
+
+def test_lung_probs_find_the_lungs_channel_among_auxiliary_heads() -> None:
+    import keras
+
+    from ggo.heads import output_layer_name
+    from ggo.inference import lung_probs
+
+    inputs = keras.Input((4, 4, 1))
+    logits = keras.layers.Conv2D(
+        3, 1, name=output_layer_name(("heart", "lungs")), kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([-3.0, 1.0, 2.0]),
+    )(inputs)  # fmt: skip
+    model = keras.Model(inputs, logits)  # GGO, heart, lungs: the lungs are the third channel
+    np.testing.assert_allclose(lung_probs(model, np.zeros((2, 4, 4, 1), np.float32)), sigmoid(np.float32(2.0)), rtol=1e-5)
+    plain = keras.Model(inputs, keras.layers.Conv2D(2, 1, name=output_layer_name(("heart",)))(inputs))
+    with pytest.raises(ValueError, match="no lung head"):
+        lung_probs(plain, np.zeros((1, 4, 4, 1), np.float32))
