@@ -56,14 +56,17 @@ def assert_outcomes_painted(picture: np.ndarray, truth: np.ndarray, pred: np.nda
     assert (picture[tn] == gray[tn][:, None]).all(), "true negatives are left as the X-ray"
     checked += int(tn.sum())
     for name, region in {"TP": truth & pred, "FP": pred & ~truth, "FN": truth & ~pred}.items():
-        inner = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+        def erode(kernel: np.ndarray, times: int = 1) -> np.ndarray:  # outside the picture is outside the region
+            return cv2.erode(region.astype(np.uint8), kernel, iterations=times, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+        inner = erode(np.ones((3, 3), np.uint8), 2)
         if not inner.any():
             continue
         colour = np.array(viz.OUTCOME_RGB[name], np.float32)
         want = np.clip(np.rint((1 - alpha) * gray[inner][:, None].astype(np.float32) + alpha * colour), 0, 255)
         assert (picture[inner] == want).all(), f"{name} pixels are tinted {viz.OUTCOME_RGB[name]}"
         # The border OpenCV traces: region pixels with a 4-neighbour outside it.
-        edge = region & ~cv2.erode(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))).astype(bool)
+        edge = region & ~erode(cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
         assert (picture[edge] == colour.astype(np.uint8)).all(axis=-1).mean() > 0.9, f"{name} is outlined in its colour"
         checked += int(inner.sum())
     return checked

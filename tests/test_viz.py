@@ -93,3 +93,18 @@ def test_validation_overlays_end_with_the_tp_fp_fn_tile() -> None:
     grid = viz.overlay_grid(images, truth[None, ..., None].repeat(2, 0), pred[None, ..., None].repeat(2, 0).astype(np.float32))
     assert grid.shape == (2 * 32 + 2, 4 * 32 + 6, 3)
     np.testing.assert_array_equal(grid[:32, 3 * 34 :], viz.outcome_overlay(viz.to_rgb_uint8(images[0]), truth, pred))
+
+
+def test_outcome_overlay_paints_blobs_and_specks_that_touch_the_border() -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        gray = rng.integers(0, 256, (80, 72)).astype(np.uint8)
+        truth, pred = np.zeros((80, 72), np.uint8), np.zeros((80, 72), np.uint8)
+        for m in (truth, pred):
+            centre, axes = (int(rng.integers(0, 72)), int(rng.integers(0, 80))), (int(rng.integers(3, 25)), int(rng.integers(3, 25)))
+            cv2.ellipse(m, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        pred |= (rng.random(pred.shape) > 0.97).astype(np.uint8)  # specks, as a weak model leaves
+        picture = viz.outcome_overlay(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), truth.astype(bool), pred.astype(bool), ALPHA)
+        assert_outcomes_painted(picture, truth.astype(bool), pred.astype(bool), gray)
