@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ggo.data.cache as cache_module
+import ggo.data.cache_build as build_module
 from ggo.data import (
     IncompleteCacheError,
     format_summary,
@@ -96,7 +96,7 @@ def test_same_config_reuses_the_cache(synthetic_root: Path, tmp_path: Path, monk
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cache was rebuilt although nothing changed")
 
-    monkeypatch.setattr(cache_module, "_build", no_rebuild)
+    monkeypatch.setattr(build_module, "build", no_rebuild)
     second = prepare_cache(synthetic_root, cache_dir=tmp_path, **SMALL)
     assert second.path == first.path
 
@@ -129,7 +129,7 @@ def test_interrupted_build_leaves_nothing_that_reads_as_complete(
     synthetic_root: Path, tmp_path: Path, monkeypatch
 ) -> None:
     calls = {"n": 0}
-    real = cache_module.preprocess
+    real = build_module.preprocess
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -137,7 +137,7 @@ def test_interrupted_build_leaves_nothing_that_reads_as_complete(
             raise KeyboardInterrupt  # the user pressed Ctrl-C mid-build
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache_module, "preprocess", failing)
+    monkeypatch.setattr(build_module, "preprocess", failing)
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(synthetic_root, cache_dir=tmp_path, **SMALL)
     assert list(tmp_path.iterdir()) == []
