@@ -20,6 +20,7 @@ rows=(
   "disc=none loss=bce_l1_dice gen.lung_head=true"  # 10: supervised, + lung head
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation"   # 11: the champion recipe at 128 px
   "! +sweeps=champion"                             # 12: the champion itself (256 px; experiment "ggo")
+  "train.adversarial_update=same_pass"           # 13: one discriminator pass for both losses (issue 14)
 )
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=($(seq 0 $((${#rows[@]} - 1))))
