@@ -21,6 +21,12 @@ rows=(
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation"   # 11: the champion recipe at 128 px
   "! +sweeps=champion"                             # 12: the champion itself (256 px; experiment "ggo")
   "train.adversarial_update=same_pass"           # 13: one discriminator pass for both losses (issue 14)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.aux_heads=[lungs,heart,consolidation,devices]"  # 14: auxiliary heads
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation data.train_ggo_free=true"      # 15: GGO-free films as negatives
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.ema=0.99"                # 16: weight average of the generator
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.lr_schedule=cosine"      # 17: cosine decay
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.base_filters=32"           # 18: wider generator (~3x the compute)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.seed=0,1"                # 19: two seeds per fold (ten jobs)
 )
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=($(seq 0 $((${#rows[@]} - 1))))
