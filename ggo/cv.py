@@ -27,10 +27,17 @@ import numpy as np
 from ggo import tracking
 from ggo.sweep import to_markdown
 
-#: Params that differ between the folds of one configuration (everything else must match).
+#: Params that differ between the folds of one configuration (everything else must match), and
+#: the per-head counts of a run's training films (``data.n_train_<head>``, e.g. ``data.n_train_lungs``:
+#: the films that teach an auxiliary head, see :mod:`ggo.heads`).
 FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_id")
+
 #: Params that differ between the ensemble members of one fold (seeds of the same recipe).
 MEMBER_PARAMS = ("train.seed",)
+
+
+def _fold_specific(param: str) -> bool:
+    return param in FOLD_PARAMS or param in MEMBER_PARAMS or param.startswith("data.n_train_")
 
 
 def _fold(run: Any) -> int:
@@ -60,7 +67,7 @@ def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
     for run in children:
         if run.info.status != "FINISHED":
             continue
-        key = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in FOLD_PARAMS + MEMBER_PARAMS))
+        key = tuple(sorted((k, v) for k, v in run.data.params.items() if not _fold_specific(k)))
         groups.setdefault(key, []).append(run)
     return [
         sorted(runs, key=lambda r: (_fold(r), _seed(r)))

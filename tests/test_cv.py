@@ -238,3 +238,18 @@ def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path
     proc = subprocess.run([sys.executable, str(script), "--lungs-from", run, "--tracking-uri", tracking_uri],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert proc.returncode == 2 and "0 cross-validated configurations" in proc.stderr and "gen.lung_head=true" in proc.stderr
+
+
+def test_folds_that_teach_their_heads_with_different_film_counts_are_one_configuration() -> None:
+    """A lung-head fold logs how many of its training films teach the head (data.n_train_lungs):
+    that count differs between folds and must not split the folds into configurations."""
+    from types import SimpleNamespace
+
+    from ggo.cv import cross_validation_groups
+
+    def run(fold: int, n_lungs: int, lr: str = "0.0002") -> SimpleNamespace:
+        params = {"data.fold": str(fold), "data.n_train": "60", "data.n_train_lungs": str(n_lungs), "train.g_lr": lr}
+        return SimpleNamespace(info=SimpleNamespace(status="FINISHED"), data=SimpleNamespace(params=params))
+
+    groups = cross_validation_groups([run(0, 58), run(1, 59), run(2, 60), run(0, 58, "0.001"), run(1, 59, "0.001")])
+    assert sorted(len(g) for g in groups) == [2, 3]  # two recipes (g_lr), each across its folds

@@ -91,7 +91,7 @@ def test_real_films_that_train_each_auxiliary_head(loaded) -> None:
     and at least one lung annotated, so a missing consolidation or device is a real negative."""
     from ggo.heads import AUX_HEADS, anatomy_annotated, head_known
 
-    records, _ = loaded
+    records = [r for r in loaded[0] if not r.ggo_free]  # the 93 GGO films (GGO-free films train no head unless asked)
     known = {h: 0 for h in AUX_HEADS}
     shown = {h: 0 for h in AUX_HEADS}
     for r in records:
