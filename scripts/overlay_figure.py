@@ -74,10 +74,11 @@ def pick(films: Sequence[Film], n: int, how: str = "spread") -> list[Film]:
 
 
 def split_records(root: Path, split: str, *, seed: int, test_fraction: float, folds: int) -> list[object]:
-    """The dataset's annotated records of ``split`` (``all``: every one), sorted by name."""
+    """The dataset's GGO-annotated records of ``split`` (``all``: every one), sorted by name.
+    GGO-free films are left out (no dice to show), so the split is the one training used."""
     from ggo.data import iter_records
 
-    records = list(iter_records(root))
+    records = [r for r in iter_records(root) if not r.ggo_free]
     if split == "all":
         return records
     members = split_members({r.name: r.patient_id for r in records}, split, seed=seed, test_fraction=test_fraction, folds=folds)

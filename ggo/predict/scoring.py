@@ -45,12 +45,16 @@ def truth_from_folder(folder: str | Path, problems: list[str] | None = None) -> 
 
 
 def truth_from_dataset(root: str | Path, patients: dict[str, str] | None = None) -> dict[str, np.ndarray]:
-    """``{stem: GGO mask}`` for every annotated image of a dataset in the GGO layout; fills
-    ``patients`` (image name -> patient id) when given."""
+    """``{stem: GGO mask}`` for every GGO-annotated image of a dataset in the GGO layout; fills
+    ``patients`` (image name -> patient id) when given. GGO-free films are left out, as the
+    evaluation protocol's GGO metrics leave them out (their figure is ``ggo_free_area``), so the
+    seeded split of these patients is the one training used (:func:`split_members`)."""
     from ggo.data import iter_records
 
     truth = {}
     for record in iter_records(root):
+        if record.ggo_free:
+            continue
         truth[Path(record.name).stem] = record.mask
         if patients is not None:
             patients[record.name] = record.patient_id

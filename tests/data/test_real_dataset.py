@@ -103,3 +103,18 @@ def test_real_films_that_train_each_auxiliary_head(loaded) -> None:
     assert sum("devices" in r.unmasked for r in records) == 13
     assert known == {"lungs": 91, "heart": 93, "airways": 92, "consolidation": 93, "devices": 80}
     assert shown == {"lungs": 93, "heart": 93, "airways": 92, "consolidation": 30, "devices": 28}
+
+
+def test_predict_split_test_is_the_test_set_training_scores(real_root: Path, loaded) -> None:
+    """`python -m ggo.predict ... --score $GGO_DATA --split test` must pick the 18 GGO films a run's
+    test/* scored, although the dataset now also holds 7 GGO-free films (other patients)."""
+    from ggo.predict import split_members, truth_from_dataset
+
+    patients: dict[str, str] = {}
+    truth = truth_from_dataset(real_root, patients)
+    assert len(truth) == 93 and len(patients) == 93  # GGO-free films hold no GGO truth
+    records, _ = loaded
+    ggo = {r.name: r.patient_id for r in records if not r.ggo_free}
+    free = {r.name: r.patient_id for r in records if r.ggo_free}
+    training = {n for n, s in split_with_ggo_free(ggo, free).items() if s == "test" and n in ggo}
+    assert split_members(patients, "test") == training and len(training) == 18
