@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ggo.data.imagefile import ImageFileError, read_image_file
+from ggo.data.patients import read_patient_ids
 from ggo.data.preprocess import to_grayscale_uint8
 from ggo.heads import CLASS_HEADS, HEAD_CLASSES
 
@@ -158,54 +159,6 @@ def read_structure(root: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks the columns {missing}; found {list(table.columns)}")
     return table
-
-
-def _patient_key(value: object) -> str | None:
-    """patientid as a clean string ('12', '12a'); None when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def read_patient_ids(root: Path) -> dict[str, str]:
-    """filename -> patient id from metadata.csv, read through torchxrayvision's COVID19_Dataset.
-
-    COVID19_Dataset drops rows whose ``finding`` is "todo" or "Unknown"; such rows still name a
-    real patient, so they are looked up in the raw CSV (pandas) rather than dropped: losing them
-    would make a follow-up image its own patient and leak that patient across splits.
-    """
-    import torchxrayvision as xrv  # lazy: it imports torch
-
-    csv_path = root / "metadata.csv"
-    state = np.random.get_state()  # COVID19_Dataset reseeds numpy's global RNG; don't leak that
-    try:
-        dataset = xrv.datasets.COVID19_Dataset(
-            imgpath=str(root / "images"), csvpath=str(csv_path), views=["*"]
-        )
-    except (KeyError, AttributeError) as exc:
-        raise ValueError(
-            f"{csv_path} is not in the ieee8023 metadata format (patientid, view, finding, filename, ...): "
-            f"torchxrayvision could not read it ({type(exc).__name__}: {exc})"
-        ) from exc
-    finally:
-        np.random.set_state(state)
-    tables = [dataset.csv, pd.read_csv(csv_path)]  # torchxrayvision first, the raw CSV for its dropped rows
-    ids: dict[str, str] = {}
-    for table in tables:
-        if "patientid" not in table.columns or "filename" not in table.columns:
-            raise ValueError(f"{csv_path} needs 'patientid' and 'filename' columns; found {list(table.columns)}")
-        for filename, pid in zip(table["filename"], table["patientid"]):
-            key = _patient_key(pid)
-            if key is None or not isinstance(filename, str):
-                continue
-            if filename in ids and ids[filename] != key:
-                _warn(f"{filename} is listed under patients {ids[filename]} and {key} in {csv_path}; using {ids[filename]}")
-                continue
-            ids.setdefault(filename, key)
-    return ids
 
 
 def read_image(path: Path) -> np.ndarray:

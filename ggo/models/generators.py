@@ -53,6 +53,25 @@ def check_resolution(resolution: int, depth: int) -> None:
         )
 
 
+def _check_generator_args(
+    name: str, resolution: int, depth: int, base_filters: int, max_filters: int, norm: str, dropout: float, upsampling: str
+) -> None:
+    """Raise a ValueError naming the first of :func:`build_generator`'s arguments that is out of range."""
+    check_choice(name, GENERATORS, "generator")
+    check_choice(norm, NORMS, "norm")
+    check_choice(upsampling, UPSAMPLINGS, "upsampling")
+    if not MIN_DEPTH <= depth <= MAX_DEPTH:
+        raise ValueError(f"Generator depth must be in {MIN_DEPTH}..{MAX_DEPTH}, got {depth}")
+    check_resolution(resolution, depth)
+    if base_filters < 1 or max_filters < base_filters:
+        raise ValueError(
+            f"Need 1 <= base_filters <= max_filters, got base_filters={base_filters}, "
+            f"max_filters={max_filters}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
 def build_generator(
     name: str,
     resolution: int,
@@ -94,19 +113,7 @@ def build_generator(
         heads of :func:`ggo.heads.resolve_heads`. Its output layer's name records the heads
         (:func:`ggo.heads.model_heads` reads them back). Apply a sigmoid for probabilities.
     """
-    check_choice(name, GENERATORS, "generator")
-    check_choice(norm, NORMS, "norm")
-    check_choice(upsampling, UPSAMPLINGS, "upsampling")
-    if not MIN_DEPTH <= depth <= MAX_DEPTH:
-        raise ValueError(f"Generator depth must be in {MIN_DEPTH}..{MAX_DEPTH}, got {depth}")
-    check_resolution(resolution, depth)
-    if base_filters < 1 or max_filters < base_filters:
-        raise ValueError(
-            f"Need 1 <= base_filters <= max_filters, got base_filters={base_filters}, "
-            f"max_filters={max_filters}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    _check_generator_args(name, resolution, depth, base_filters, max_filters, norm, dropout, upsampling)
     attention = name == "attention_unet"
     heads = resolve_heads(lung_head, aux_heads)
 
