@@ -83,6 +83,13 @@ class Precision(str, Enum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
+class LungGate(str, Enum):
+    """How a lung head gates the GGO probability (``ggo.inference.gated_probs``)."""
+
+    soft = "soft"  # P(GGO) x P(lung): the lungs as a prior (depends on the lung head's calibration)
+    hard = "hard"  # P(GGO) where P(lung) > 0.5, else 0: GGO only inside the predicted lungs
+
+
 class AdversarialUpdate(str, Enum):
     """How a batch updates D and G (``ggo.training.gan_base.ADVERSARIAL_UPDATES``)."""
 
@@ -224,6 +231,7 @@ class EvalConfig:
     tta_flip: bool = False
     min_component_px: int = 0
     threshold: float = 0.5  # probability above which a pixel is GGO; CV sweeps choose it on val
+    lung_gate: LungGate = LungGate.soft  # with a lung head: soft = P(GGO) x P(lung), hard = GGO inside P(lung) > 0.5
 
 
 @dataclass

@@ -18,6 +18,7 @@ score, comparable with a one-seed sweep's), then mean and std over the folds.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
     if val_folds:
         folds = [(val.masks, probs) for val, probs in val_folds]
         threshold, size, choice = choose_postprocess(folds, int(config["preprocess"]["resolution"]))
-        settings = EvalSettings(threshold=threshold, min_component_px=size, tta_flip=settings.tta_flip)
+        settings = dataclasses.replace(settings, threshold=threshold, min_component_px=size)
     mean = np.mean(test_probs, axis=0)
     rows = [per_image_table(test.names, test.patients, "test", test.masks, masks_of(mean, settings))]
     rows += [per_image_table(val.names, val.patients, "oof", val.masks, masks_of(p, settings)) for val, p in val_folds]

@@ -28,14 +28,21 @@ from ggo.postprocess import MASK_LEVEL, THRESHOLDS, candidate_sizes, postprocess
 _DEFAULTS = defaults("eval")
 
 
+def _value(choice: Any) -> str:
+    """An enum config value (OmegaConf's) or its string, as the string."""
+    return str(getattr(choice, "value", choice))
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How probability maps become masks: ``prob > threshold``, then predicted components smaller
-    than ``min_component_px`` (model pixels) dropped; ``tta_flip`` also predicts the mirrored image."""
+    than ``min_component_px`` (model pixels) dropped; ``tta_flip`` also predicts the mirrored image;
+    ``lung_gate`` says how a lung head gates GGO (:func:`ggo.inference.gated_probs`)."""
 
     threshold: float = _DEFAULTS["threshold"]
     min_component_px: int = _DEFAULTS["min_component_px"]
     tta_flip: bool = _DEFAULTS["tta_flip"]
+    lung_gate: str = _DEFAULTS["lung_gate"]
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> EvalSettings:
@@ -46,19 +53,23 @@ class EvalSettings:
             threshold=float(section.get("threshold", _DEFAULTS["threshold"])),
             min_component_px=int(section.get("min_component_px", _DEFAULTS["min_component_px"])),
             tta_flip=bool(section.get("tta_flip", _DEFAULTS["tta_flip"])),
+            lung_gate=_value(section.get("lung_gate", _DEFAULTS["lung_gate"])),
         )
 
     def as_config(self) -> dict[str, Any]:
         """The ``eval`` section these settings stand for."""
-        return {"tta_flip": self.tta_flip, "min_component_px": self.min_component_px, "threshold": self.threshold}
+        return {
+            "tta_flip": self.tta_flip, "min_component_px": self.min_component_px, "threshold": self.threshold,
+            "lung_gate": self.lung_gate,
+        }  # fmt: skip
 
 
 def predict(generators: Any, images: np.ndarray, settings: EvalSettings, batch_size: int = 8) -> np.ndarray:
     """Raw GGO probability maps (N, R, R, 1) for preprocessed ``images``: one generator's, or the
     mean of a fold ensemble's (a list of generators); flipped too with ``settings.tta_flip``."""
     if isinstance(generators, (list, tuple)):
-        return ensemble_probs(generators, images, batch_size, tta_flip=settings.tta_flip)
-    return predict_probs(generators, images, batch_size, tta_flip=settings.tta_flip)
+        return ensemble_probs(generators, images, batch_size, tta_flip=settings.tta_flip, lung_gate=settings.lung_gate)
+    return predict_probs(generators, images, batch_size, tta_flip=settings.tta_flip, lung_gate=settings.lung_gate)
 
 
 def postprocess(probs: np.ndarray, settings: EvalSettings) -> np.ndarray:

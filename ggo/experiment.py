@@ -262,6 +262,7 @@ def fit_gan(config: Mapping[str, Any], tracker: Tracker, gan: Any, data: RunData
     logger = EpochLogger(
         tracker, epochs=epochs, steps=_steps_per_epoch(config, data), images=data.val.images[:n_show],
         masks=data.val.masks[:n_show], image_every=int(config["tracking"].get("image_every", 5)),
+        lung_gate=EvalSettings.from_config(config.get("eval")).lung_gate,
     )  # fmt: skip
     best = BestGenerator(gan.generator)
     callbacks: list[Any] = [RaiseOnNonFinite(), best, logger]

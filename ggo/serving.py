@@ -212,6 +212,7 @@ def serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": ev.threshold,
         "tta_flip": ev.tta_flip,
         "min_component_px": ev.min_component_px,
+        "lung_gate": ev.lung_gate,
         "gen": config["gen"]["name"],
     }
 

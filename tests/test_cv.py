@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -182,15 +183,12 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(
     assert len(mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").unwrap_python_model().generators) == 4
 
 
-def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(tmp_path: Path, tracking_uri: str) -> None:
-    import re
-
-    import yaml
-
-    from ggo.data import prepare_from_config
-    from ggo.inference import sigmoid
-    from ggo.metrics import evaluate
-
+@pytest.fixture(scope="module")
+def lung_cv(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A 2-fold CV of a tiny lung-head recipe (trained once per module): its directory, store,
+    parent run and children by fold."""
+    tmp_path = tmp_path_factory.mktemp("lung_cv")
+    tracking_uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3"]
     proc = subprocess.run([sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", *overrides],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
@@ -199,7 +197,20 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
     runs = client.search_runs([client.get_experiment_by_name("ggo").experiment_id])
     parent = next(r for r in runs if r.data.tags.get("ggo.role") == "parent")
     children = {int(r.data.params["data.fold"]): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    return SimpleNamespace(path=tmp_path, uri=tracking_uri, parent=parent, children=children)
 
+
+@pytest.mark.xdist_group("lung_cv")
+def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(lung_cv: SimpleNamespace) -> None:
+    import re
+
+    import yaml
+
+    from ggo.data import prepare_from_config
+    from ggo.inference import sigmoid
+    from ggo.metrics import evaluate
+
+    tmp_path, tracking_uri, parent, children = lung_cv.path, lung_cv.uri, lung_cv.parent, lung_cv.children
     script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
     proc = subprocess.run([sys.executable, str(script), "--lungs-from", parent.info.run_id, "--tracking-uri", tracking_uri],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
@@ -227,6 +238,32 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
         n = len(test.masks) if split == "test" else sum(len(x) for x in oof_masks)
         assert printed[split][:4] == pytest.approx((n, m["dice"], m["precision"], m["recall"]), abs=1e-3), split
     assert printed["all"][0] == printed["test"][0] + printed["oof"][0]
+
+
+@pytest.mark.xdist_group("lung_cv")
+def test_rescore_cv_reproduces_the_parents_numbers_and_scores_the_hard_lung_gate_beside_them(lung_cv: SimpleNamespace) -> None:
+    import re
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rescore_cv.py"
+    proc = subprocess.run([sys.executable, str(script), lung_cv.parent.info.run_id, "--set", "eval.lung_gate=hard",
+                           "--tracking-uri", lung_cv.uri], cwd=lung_cv.path, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {m[0].strip(): tuple(map(float, m[1:])) for m in re.findall(
+        r"^  (as trained|lung_gate=hard)\s+val/dice ([0-9.]+) \+- [0-9.]+  oof/dice ([0-9.]+)  test dice ([0-9.]+) "
+        r"precision ([0-9.]+) recall ([0-9.]+)", proc.stdout, re.M)}  # fmt: skip
+    assert set(rows) == {"as trained", "lung_gate=hard"}, proc.stdout
+    # "As trained" is what the parent logged: the fold mean of val/dice, the out-of-fold dice and
+    # the ensemble's test scores after the post-processing chosen on the validation folds.
+    m = mlflow.MlflowClient(lung_cv.uri).get_run(lung_cv.parent.info.run_id).data.metrics
+    logged = (m["val/dice_fold_mean"], m["oof/dice"], m["test/dice"], m["test/precision"], m["test/recall"])
+    assert rows["as trained"] == pytest.approx(logged, abs=1e-3)
+    assert re.search(r"^  oof: [+-][0-9.]+ dice, 95% CI \[", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  test: [+-][0-9.]+ dice, 95% CI \[", proc.stdout, re.M), proc.stdout
+
+    bad = subprocess.run([sys.executable, str(script), lung_cv.parent.info.run_id, "--set", "eval.threshold=0.3",
+                          "--tracking-uri", lung_cv.uri], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "KEY one of lung_gate, tta_flip" in bad.stderr
 
 
 def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path: Path, tracking_uri: str) -> None:

@@ -44,17 +44,47 @@ def test_settings_defaults_are_the_schemas_eval_section() -> None:
     assert EvalSettings() == EvalSettings.from_config({}) == EvalSettings.from_config(None)
     assert EvalSettings().as_config() == defaults("eval") == {
         "tta_flip": schema.tta_flip, "min_component_px": schema.min_component_px, "threshold": schema.threshold,
+        "lung_gate": schema.lung_gate.value,
     }  # fmt: skip
     partial = EvalSettings.from_config({"threshold": 0.3})
     assert (partial.threshold, partial.min_component_px, partial.tta_flip) == (0.3, schema.min_component_px, schema.tta_flip)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_the_hard_lung_gate_keeps_ggo_as_predicted_inside_the_lungs_and_drops_it_outside() -> None:
+    from ggo.inference import gated_probs
+
+    # Pixel 0: GGO 0.6 in lungs the head is unsure of (0.7); pixel 1: GGO 0.9 where it sees no lung (0.3).
+    logits = np.array([[[[_logit(0.6), _logit(0.7)], [_logit(0.9), _logit(0.3)]]]], np.float32)  # (1, 1, 2, 2)
+    soft, hard = gated_probs(logits, ("lungs",), "soft"), gated_probs(logits, ("lungs",), "hard")
+    assert soft[0, 0, :, 0] == pytest.approx([0.42, 0.27], abs=1e-5)  # both under 0.5: the unsure lungs cost the lesion
+    assert hard[0, 0, :, 0] == pytest.approx([0.6, 0.0], abs=1e-5)
+    # The lung channel is found among other heads; without a lung head the gate changes nothing.
+    heart_first = np.concatenate([logits[..., :1], np.zeros_like(logits[..., :1]), logits[..., 1:]], axis=-1)
+    assert gated_probs(heart_first, ("heart", "lungs"), "hard") == pytest.approx(hard)
+    assert gated_probs(logits[..., :1], (), "hard") == pytest.approx(gated_probs(logits[..., :1], (), "soft"))
+    with pytest.raises(ValueError, match="eval.lung_gate='lungs_only'"):
+        gated_probs(logits, ("lungs",), "lungs_only")
+    # The setting travels from a config (or a shipped model's preprocess.json) to the prediction.
+    settings = EvalSettings.from_config({"lung_gate": "hard"})
+    assert settings.lung_gate == "hard" and settings.as_config()["lung_gate"] == "hard"
+    assert predict(lambda x, training=False: logits, np.zeros((1, 1, 2, 1), np.float32), settings) == pytest.approx(hard)
 
 
 def test_every_library_default_reads_the_schema() -> None:
     from ggo import metrics, postprocess, viz
     from ggo.predict import build_parser, split_members
 
+    from ggo import inference
+
     threshold = EvalConfig().threshold
     assert metrics.THRESHOLD == viz.THRESHOLD == threshold
+    gate = EvalConfig().lung_gate.value
+    for fn in (inference.gated_probs, inference.predict_probs, inference.ensemble_probs):
+        assert inspect.signature(fn).parameters["lung_gate"].default == gate, fn.__name__
     assert inspect.signature(postprocess.postprocess_probs).parameters["threshold"].default == threshold
     data = DataConfig()
     params = inspect.signature(split_members).parameters

@@ -149,10 +149,11 @@ class EpochLogger(keras.callbacks.Callback):
     """Per-epoch tracking and progress: metrics as ``split/name``, val overlays, a bar and a line."""
 
     def __init__(
-        self, tracker: Tracker, *, epochs: int, steps: int, images: np.ndarray, masks: np.ndarray, image_every: int
-    ) -> None:
+        self, tracker: Tracker, *, epochs: int, steps: int, images: np.ndarray, masks: np.ndarray, image_every: int,
+        lung_gate: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.tracker, self.epochs, self.steps = tracker, epochs, steps
+        self.tracker, self.epochs, self.steps, self.lung_gate = tracker, epochs, steps, lung_gate
         self.images, self.masks, self.image_every = images, masks, max(1, image_every)
         self.history: dict[str, list[float]] = {}
         self.epochs_run = 0
@@ -209,7 +210,8 @@ class EpochLogger(keras.callbacks.Callback):
         from ggo.inference import predict_probs
         from ggo.viz import overlay_grid
 
-        probs = predict_probs(self.model.generator, self.images)
+        gate = {"lung_gate": self.lung_gate} if self.lung_gate else {}
+        probs = predict_probs(self.model.generator, self.images, **gate)
         key = "val_overlays" + (f"_{tag}" if tag else "")
         self.tracker.log_image(overlay_grid(self.images, self.masks, probs), key=key, step=step)
         self.last_image_step = step
