@@ -236,6 +236,19 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
     return metrics
 
 
+def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> tuple[list[Any], dict[str, Any]]:
+    """The fold runs of the one cross-validation configuration under ``parent_run_id`` and their
+    config (the first run's ``config.yaml``, downloaded under ``workdir``). A parent with no
+    configuration or several raises a ValueError that says how many."""
+    import yaml
+
+    groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
+    if len(groups) != 1:
+        raise ValueError(f"run {parent_run_id} has {len(groups)} cross-validation configurations under it; need exactly 1")
+    path = tracking.download_artifact(uri, groups[0][0].info.run_id, "config.yaml", Path(workdir) / "config")
+    return groups[0], yaml.safe_load(Path(path).read_text())
+
+
 def fold_generators(uri: str, runs: list[Any], workdir: str | Path) -> list[tuple[int, list[Path]]]:
     """``(data.fold, generator files)`` per fold: the generators of every seed run of that fold's
     logged ``model`` (one fold model = the mean of its seeds), downloaded under ``workdir``."""

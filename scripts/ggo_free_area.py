@@ -20,10 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ggo import tracking
-from ggo.cv import cross_validation_groups, fold_generators, ggo_free_scores
+from ggo.cv import fold_generators, ggo_free_scores, parent_configuration
 from ggo.ggo_free import area_metrics
 
 
@@ -33,12 +31,7 @@ def parent_rows(uri: str, parent_run_id: str, workdir: str | Path) -> Any:
     from ggo.evaluation import EvalSettings
 
     parent = tracking.get_run(uri, parent_run_id)
-    groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
-    if len(groups) != 1:
-        raise ValueError(f"run {parent_run_id} has {len(groups)} cross-validation configurations under it; need exactly 1")
-    runs = groups[0]
-    path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
-    config = yaml.safe_load(Path(path).read_text())
+    runs, config = parent_configuration(uri, parent_run_id, workdir)
     section = dict(config.get("eval") or {})
     tags = parent.data.tags
     if "ggo.threshold" in tags:

@@ -26,15 +26,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ggo import tracking
-from ggo.cv import cross_validation_groups, fold_generators
+from ggo.cv import fold_generators, parent_configuration
 from ggo.evaluation import EvalSettings, choose_postprocess, masks_of, predict, score
 from ggo.ggo_free import area_metrics, score_ggo_free
 from ggo.scores import per_image_table
@@ -63,12 +61,10 @@ def load_parent(uri: str, parent_run_id: str, workdir: str) -> tuple[dict[str, A
 
     from ggo.data import prepare_from_config
 
-    groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
-    if len(groups) != 1:
-        raise SystemExit(f"run {parent_run_id} has {len(groups)} cross-validation configurations under it; need exactly 1")
-    runs = groups[0]
-    path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
-    config = yaml.safe_load(Path(path).read_text())
+    try:
+        runs, config = parent_configuration(uri, parent_run_id, workdir)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
     folds = [(fold, [keras.models.load_model(p, compile=False) for p in paths]) for fold, paths in fold_generators(uri, runs, workdir)]
     return config, cache, folds
