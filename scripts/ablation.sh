@@ -23,7 +23,7 @@ rows=(
   "train.adversarial_update=same_pass"           # 13: one discriminator pass for both losses (issue 14)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.aux_heads=[lungs,heart,consolidation,devices]"  # 14: auxiliary heads
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation data.train_ggo_free=true"      # 15: GGO-free films as negatives
-  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.ema=0.99"                # 16: weight average of the generator (fails with gen.norm=batch until mended: README, train.ema)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.ema=0.99"                # 16: weight average of the generator (its BatchNorm statistics re-estimated: README, train.ema)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.lr_schedule=cosine"      # 17: cosine decay
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.base_filters=32"           # 18: wider generator (~3x the compute)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.seed=0,1"                # 19: two seeds per fold (ten jobs)

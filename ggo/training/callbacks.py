@@ -97,33 +97,6 @@ class EarlyStoppingOnValidation(keras.callbacks.EarlyStopping):
         return (logs or {}).get(self.monitor)
 
 
-class GeneratorEMA(keras.callbacks.SwapEMAWeights):
-    """Keras' ``SwapEMAWeights(swap_on_epoch=True)`` for a GAN whose generator optimizer has
-    ``use_ema=True``: the generator's exponential moving average (kept by that optimizer, updated
-    after every generator step) is what validation scores and what the ``on_epoch_end`` callbacks
-    after this one see (the best-epoch copy, checkpoints, overlays); training continues from the
-    raw weights at the next epoch. :meth:`GANBase.fit <ggo.training.gan_base.GANBase.fit>` puts
-    it first in the callback list.
-
-    At the end of ``fit`` the generator holds the averaged weights (as Keras' own
-    ``finalize_variable_values`` leaves a model), also when early stopping ends it before the
-    last epoch. Only trainable weights are averaged: BatchNorm moving statistics stay the raw
-    network's (they are already moving averages of the batch statistics).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(swap_on_epoch=True)
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
-        if not self._ema_weights_in_model and int(optimizer.iterations) > 0:
-            self._swap_variables()  # no epoch completed: the averages go in now
-            self._ema_weights_in_model = True
-        if self._ema_weights_in_model:
-            self._finalize_ema_values()  # averages := the weights now in the model (the averages)
-            self._ema_weights_in_model = False  # nothing left to swap back
-
-
 class BestGenerator(keras.callbacks.Callback):
     """Keeps the generator weights of the best ``val_dice`` epoch in memory; :meth:`restore` puts them back."""
 
@@ -221,7 +194,6 @@ __all__ = [
     "BestGenerator",
     "EarlyStoppingOnValidation",
     "EpochLogger",
-    "GeneratorEMA",
     "NonFiniteLossError",
     "RaiseOnNonFinite",
     "metric_name",

@@ -12,7 +12,8 @@ import keras
 from ggo.heads import LUNGS, model_heads
 from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss, loss_term
 from ggo.metrics import SegmentationMetrics
-from ggo.training.callbacks import GeneratorEMA, RaiseOnNonFinite
+from ggo.training.callbacks import RaiseOnNonFinite
+from ggo.training.ema import GeneratorEMA
 
 LOSS_NAMES = ("g_loss", "d_loss", "adv", "l1", "bce", "dice_loss", "lung")
 
@@ -306,8 +307,9 @@ class GANBase(keras.Model):
 
         When the generator's optimizer keeps an exponential moving average of the weights
         (``keras.optimizers.Adam(..., use_ema=True, ema_momentum=0.99)``), a
-        :class:`~ggo.training.callbacks.GeneratorEMA` callback goes first: validation, the
-        ``on_epoch_end`` callbacks and the model after ``fit`` see the averaged generator."""
+        :class:`~ggo.training.ema.GeneratorEMA` callback goes first: validation, the
+        ``on_epoch_end`` callbacks and the model after ``fit`` see the averaged generator, with
+        BatchNorm statistics re-estimated for it on the training batches (``x``)."""
         if self._shuffles_itself(x):
             kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
@@ -325,8 +327,9 @@ class GANBase(keras.Model):
         # and the discriminator's (Keras refuses the length mismatch). GeneratorEMA finalizes
         # the generator itself (on_train_end), so Keras' call does nothing during this fit.
         ema.finalize_variable_values = _skip_finalize
+        average = GeneratorEMA(self.generator, bn_data=x, bn_batches=int(kwargs.get("steps_per_epoch") or 64))
         try:
-            return super().fit(x, *args, callbacks=[GeneratorEMA(), *callbacks], **kwargs)
+            return super().fit(x, *args, callbacks=[average, *callbacks], **kwargs)
         finally:
             del ema.finalize_variable_values
 

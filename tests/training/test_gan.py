@@ -350,7 +350,7 @@ def test_lung_head_learns_lungs_from_annotated_images_only_and_gates_ggo_outside
 
 # ---------------------------------------------------------------- weight average (train.ema)
 @pytest.mark.slow
-def test_generator_weight_average_has_the_known_answer_is_validated_kept_and_learns():
+def test_generator_weight_average_has_the_known_answer_its_own_batchnorm_statistics_and_learns():
     check_ema_answers(ema_answers())
 
 

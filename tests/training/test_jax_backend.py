@@ -461,7 +461,7 @@ def test_jax_same_pass_update_has_the_known_answer_and_learns(jax_env, tmp_path)
 
 
 @pytest.mark.slow
-def test_jax_generator_weight_average_has_the_known_answer_and_learns(jax_env, tmp_path):
+def test_jax_generator_weight_average_has_the_known_answer_its_own_batchnorm_statistics_and_learns(jax_env, tmp_path):
     from ema_answer import check_ema_answers
 
     check_ema_answers(result(run_jax([str(Path(__file__).with_name("ema_answer.py"))], jax_env, tmp_path)))
