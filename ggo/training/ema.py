@@ -20,9 +20,14 @@ import numpy as np
 
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    """The model's BatchNormalization layers, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, keras.layers.BatchNormalization)]  # fmt: skip
+    """The model's BatchNormalization layers, those of nested models included, each once."""
+    found: list[keras.layers.BatchNormalization] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(batchnorm_layers(layer))
+    return list({id(layer): layer for layer in found}.values())
 
 
 def batchnorm_statistics(layers: list[keras.layers.BatchNormalization]) -> list[np.ndarray]:
