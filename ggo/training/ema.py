@@ -30,15 +30,18 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
     return list({id(layer): layer for layer in found}.values())
 
 
+def _statistic_variables(layers: list[keras.layers.BatchNormalization]) -> list[Any]:
+    return [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+
+
 def batchnorm_statistics(layers: list[keras.layers.BatchNormalization]) -> list[np.ndarray]:
     """Copies of the layers' moving means and variances, in order."""
-    return [np.array(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+    return [np.array(v) for v in _statistic_variables(layers)]
 
 
 def set_batchnorm_statistics(layers: list[keras.layers.BatchNormalization], values: list[np.ndarray]) -> None:
     """Inverse of :func:`batchnorm_statistics`."""
-    variables = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
-    for variable, value in zip(variables, values, strict=True):
+    for variable, value in zip(_statistic_variables(layers), values, strict=True):
         variable.assign(value)
 
 
@@ -54,7 +57,6 @@ def reestimate_batchnorm(model: keras.Model, batches: Iterable[Any]) -> int:
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
-    saved = batchnorm_statistics(layers)
     n = 0
     try:
         for batch in batches:
@@ -66,8 +68,6 @@ def reestimate_batchnorm(model: keras.Model, batches: Iterable[Any]) -> int:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    if n == 0:
-        set_batchnorm_statistics(layers, saved)
     return n
 
 
