@@ -249,6 +249,44 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     return groups[0], yaml.safe_load(Path(path).read_text())
 
 
+def _recipe(run: Any) -> dict[str, str]:
+    return {k: v for k, v in run.data.params.items() if not _fold_specific(k)}
+
+
+def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], dict[str, Any], list[str]]:
+    """The fold runs of several cross-validation parents of one recipe, each trained with other
+    ``train.seed`` values, joined as more ensemble members per fold: what one ``train.seed=0,1``
+    sweep would have given (:func:`fold_generators` then averages each fold's seeds). Returns the
+    runs, the first parent's config (:func:`parent_configuration`) and the params that only some
+    parents logged (a newer ggo logs more; those are not compared).
+
+    Raises ValueError, naming the runs and the param, when the parents' recipes differ in a param
+    they all logged, or when a fold has the same seed in two parents (the same member twice)."""
+    runs, config = parent_configuration(uri, parent_run_ids[0], workdir)
+    first = _recipe(runs[0])
+    one_sided: set[str] = set()
+    for other_id in parent_run_ids[1:]:
+        other, _ = parent_configuration(uri, other_id, workdir)
+        theirs = _recipe(other[0])
+        differ = sorted(k for k in first.keys() & theirs.keys() if first[k] != theirs[k])
+        if differ:
+            shown = ", ".join(f"{k}: {first[k]!r} vs {theirs[k]!r}" for k in differ)
+            raise ValueError(
+                f"runs {parent_run_ids[0]} and {other_id} are not one recipe ({shown}): join parents "
+                "that differ only in train.seed"
+            )
+        one_sided |= first.keys() ^ theirs.keys()
+        runs = runs + other
+    members = [(_fold(r), _seed(r)) for r in runs]
+    twice = sorted({m for m in members if members.count(m) > 1})
+    if twice:
+        raise ValueError(
+            f"fold/seed {', '.join(f'{f}/{s}' for f, s in twice)} appear in more than one of runs "
+            f"{', '.join(parent_run_ids)}: join parents trained with different train.seed values"
+        )
+    return sorted(runs, key=lambda r: (_fold(r), _seed(r))), config, sorted(one_sided)
+
+
 def fold_generators(uri: str, runs: list[Any], workdir: str | Path) -> list[tuple[int, list[Path]]]:
     """``(data.fold, generator files)`` per fold: the generators of every seed run of that fold's
     logged ``model`` (one fold model = the mean of its seeds), downloaded under ``workdir``."""

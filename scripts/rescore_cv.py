@@ -2,6 +2,7 @@
 
     python scripts/rescore_cv.py PARENT_RUN_ID [PARENT_RUN_ID ...] --set lung_gate=hard [--set tta_flip=true]
                                  [--tracking-uri URI]
+    python scripts/rescore_cv.py PARENT_RUN_ID --with-seeds-of OTHER_PARENT_RUN_ID [...]
 
 How the probability maps become masks (``eval.lung_gate``, ``eval.tta_flip``) is chosen on the
 validation folds like any other choice of the protocol. This answers "would this CV row score
@@ -16,6 +17,14 @@ better with that setting?" from the models it logged: for each parent, under the
 - the GGO-free films' mean predicted area, out of fold;
 - the paired difference (``--set`` minus as trained) on the out-of-fold films and on the test
   films, patients resampled (``ggo.stats.paired_difference``, as ``python -m ggo.compare``).
+
+``--with-seeds-of`` answers "what would more ensemble members give?" from rows already trained:
+the fold models of other CV parents of the same recipe, trained with another ``train.seed``, join
+each fold's (:func:`ggo.cv.join_seeds`: every fold model becomes the mean of its seeds, as one
+``train.seed=0,1`` sweep's would), scored beside the parent's own with the same protocol. Here
+val/dice is the seed-averaged fold model's (the CV parent's ``oof/dice`` counterpart), not the
+mean of single models. Training is deterministic on a CPU for a given seed (a fold re-run gives
+the logged curve exactly), so a seed-0 row need not be trained again to join a seed-1 row.
 
 Read only: nothing is logged. The data cache is built on first use, as ``python -m ggo.data
 prepare`` does. A parent with several seeds per fold scores each fold as the mean of its seeds.
@@ -32,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ggo import tracking
-from ggo.cv import fold_generators, parent_configuration
+from ggo.cv import fold_generators, join_seeds, parent_configuration
 from ggo.evaluation import EvalSettings, choose_postprocess, masks_of, predict, score
 from ggo.ggo_free import area_metrics, score_ggo_free
 from ggo.scores import per_image_table
@@ -55,14 +64,20 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_parent(uri: str, parent_run_id: str, workdir: str) -> tuple[dict[str, Any], Any, list[tuple[int, list[Any]]]]:
-    """The children's config, the data cache, and ``(fold, [generator, ...])`` per fold."""
+def load_parent(uri: str, parent_run_id: str, workdir: str, join: list[str] = ()) -> tuple[dict[str, Any], Any, list[tuple[int, list[Any]]]]:
+    """The children's config, the data cache, and ``(fold, [generator, ...])`` per fold; with
+    ``join``, the fold models of those parents (other seeds of the recipe) join each fold's."""
     import keras
 
     from ggo.data import prepare_from_config
 
     try:
-        runs, config = parent_configuration(uri, parent_run_id, workdir)
+        if join:
+            runs, config, one_sided = join_seeds(uri, [parent_run_id, *join], workdir)
+            if one_sided:
+                print(f"  (params only some of the joined parents logged, not compared: {', '.join(one_sided)})")
+        else:
+            runs, config = parent_configuration(uri, parent_run_id, workdir)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
@@ -116,24 +131,37 @@ def main() -> None:
     parser.add_argument("parents", nargs="+", metavar="PARENT_RUN_ID")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help=f"an eval setting to score with ({', '.join(SETTABLE)}); repeat for several")  # fmt: skip
+    parser.add_argument("--with-seeds-of", dest="join", action="append", default=[], metavar="PARENT_RUN_ID",
+                        help="a CV parent of the same recipe trained with another train.seed: its fold models "
+                             "join each fold's as more ensemble members; repeat for several")  # fmt: skip
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args()
     sets = parse_sets(args.sets)
-    if not sets:
-        parser.error("give at least one --set KEY=VALUE (e.g. --set lung_gate=hard)")
+    if not sets and not args.join:
+        parser.error("give --set KEY=VALUE (e.g. --set lung_gate=hard) or --with-seeds-of PARENT_RUN_ID")
     uri = tracking.resolve_uri(args.tracking_uri)
     label = " ".join(f"{k}={v}" for k, v in sets.items())
     for run_id in args.parents:
+        print(f"{run_id}:")
+        results = {}
         with tempfile.TemporaryDirectory(prefix="ggo-rescore-") as tmp:
             config, cache, folds = load_parent(uri, run_id, tmp)
             base = EvalSettings.from_config(config.get("eval"))
-            results = {"as trained": rescore(config, cache, folds, base), label: rescore(config, cache, folds, dataclasses.replace(base, **sets))}
-        print(f"{run_id}:")
+            results["as trained"] = rescore(config, cache, folds, base)
+            if sets:
+                results[label] = rescore(config, cache, folds, dataclasses.replace(base, **sets))
+        if args.join:
+            with tempfile.TemporaryDirectory(prefix="ggo-rescore-") as tmp:
+                config, cache, folds = load_parent(uri, run_id, tmp, args.join)
+                seeds = sorted({len(members) for _, members in folds})
+                results[f"+ seeds ({'/'.join(map(str, seeds))} per fold)"] = rescore(config, cache, folds, base)
         for name, r in results.items():
             print(describe(name, r))
-        a, b = results.values()
-        print(paired(a["oof"], b["oof"], "oof"))
-        print(paired(a["test_rows"], b["test_rows"], "test"), flush=True)
+        a = results["as trained"]
+        for name, b in list(results.items())[1:]:
+            print(f"  {name} minus as trained:")
+            print(paired(a["oof"], b["oof"], "oof"))
+            print(paired(a["test_rows"], b["test_rows"], "test"), flush=True)
 
 
 if __name__ == "__main__":

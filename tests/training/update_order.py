@@ -10,8 +10,8 @@ learning rate of 0 or 1:
 - ``sequential`` takes it through the UPDATED discriminator, so ``d_lr`` moves it;
 - both update the discriminator alike (the same loss on the same prediction).
 
-Imported by test_gan.py (TensorFlow); run as a script on JAX by test_jax_backend.py, which reads
-the ``RESULT`` line.
+Imported by test_gan.py (TensorFlow) and by test_jax_backend.py's JAX script, which prints the
+answers on its ``RESULT`` line; run as a script, it prints them the same way.
 """
 
 from __future__ import annotations
