@@ -23,8 +23,8 @@ the fold models of other CV parents of the same recipe, trained with another ``t
 each fold's (:func:`ggo.cv.join_seeds`: every fold model becomes the mean of its seeds, as one
 ``train.seed=0,1`` sweep's would), scored beside the parent's own with the same protocol. Here
 val/dice is the seed-averaged fold model's (the CV parent's ``oof/dice`` counterpart), not the
-mean of single models. Training is deterministic on a CPU for a given seed (a fold re-run gives
-the logged curve exactly), so a seed-0 row need not be trained again to join a seed-1 row.
+mean of single models. Training on a CPU repeated itself for a seed here (README, ``train.seed``),
+so a row already trained with seed 0 need not be trained again to join a new seed-1 row.
 
 Read only: nothing is logged. The data cache is built on first use, as ``python -m ggo.data
 prepare`` does. A parent with several seeds per fold scores each fold as the mean of its seeds.
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_parent(uri: str, parent_run_id: str, workdir: str, join: list[str] = ()) -> tuple[dict[str, Any], Any, list[tuple[int, list[Any]]]]:
+def load_parent(uri: str, parent_run_id: str, workdir: str, join: Sequence[str] = ()) -> tuple[dict[str, Any], Any, list[tuple[int, list[Any]]]]:
     """The children's config, the data cache, and ``(fold, [generator, ...])`` per fold; with
     ``join``, the fold models of those parents (other seeds of the recipe) join each fold's."""
     import keras
