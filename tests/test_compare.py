@@ -14,10 +14,9 @@ FILMS = [(f"film{i}.png", f"p{i // 2}") for i in range(12)]  # 12 films of 6 pat
 
 
 @pytest.fixture()
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.ensure_store(uri)
-    return uri
+def store(tracking_uri: str) -> str:
+    """An empty MLflow store (conftest's ``tracking_uri``: a copy of one migrated store)."""
+    return tracking_uri
 
 
 def _run(uri, tmp_path, name, dice_by_split=None, *, parent=None, val_dice=None):

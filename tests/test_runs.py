@@ -26,10 +26,9 @@ time.sleep(600)
 
 
 @pytest.fixture()
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.ensure_store(uri)
-    return uri
+def store(tracking_uri: str) -> str:
+    """An empty MLflow store (conftest's ``tracking_uri``: a copy of one migrated store)."""
+    return tracking_uri
 
 
 def _status(uri, run_id):
