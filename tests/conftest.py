@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import ggo  # noqa: F401  first: loads torchvision before any test module loads TensorFlow (see ggo/__init__.py)
+# First, before any test module loads TensorFlow: some tests call torchxrayvision in this process, and
+# torchvision's native ops segfault when loaded after TensorFlow (see ggo/data/patients.py).
+import torchvision  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -7,7 +7,10 @@ torchxrayvision and falls back to the raw CSV for the rows it drops.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -38,22 +41,8 @@ def read_patient_ids(root: Path) -> dict[str, str]:
     real patient, so they are looked up in the raw CSV (pandas) rather than dropped: losing them
     would make a follow-up image its own patient and leak that patient across splits.
     """
-    import torchxrayvision as xrv  # lazy: it imports torch
-
     csv_path = root / "metadata.csv"
-    state = np.random.get_state()  # COVID19_Dataset reseeds numpy's global RNG; don't leak that
-    try:
-        dataset = xrv.datasets.COVID19_Dataset(
-            imgpath=str(root / "images"), csvpath=str(csv_path), views=["*"]
-        )
-    except (KeyError, AttributeError) as exc:
-        raise ValueError(
-            f"{csv_path} is not in the ieee8023 metadata format (patientid, view, finding, filename, ...): "
-            f"torchxrayvision could not read it ({type(exc).__name__}: {exc})"
-        ) from exc
-    finally:
-        np.random.set_state(state)
-    tables = [dataset.csv, pd.read_csv(csv_path)]  # torchxrayvision first, the raw CSV for its dropped rows
+    tables = [_torchxrayvision_table(root), pd.read_csv(csv_path)]  # torchxrayvision first, the raw CSV for its dropped rows
     ids: dict[str, str] = {}
     for table in tables:
         if "patientid" not in table.columns or "filename" not in table.columns:
@@ -67,3 +56,61 @@ def read_patient_ids(root: Path) -> dict[str, str]:
                 continue
             ids.setdefault(filename, key)
     return ids
+
+
+def _torchxrayvision_table(root: Path) -> pd.DataFrame:
+    """The (filename, patientid) rows COVID19_Dataset keeps.
+
+    torchxrayvision imports torchvision, whose native ops segfault when loaded into a process that
+    already holds TensorFlow 2.21 (the other order is fine). So where TensorFlow is loaded and
+    torchvision is not, the table is read in a child Python process (a few seconds, once per cache
+    build) rather than paying torchvision's import in every ggo process up front.
+    """
+    if "tensorflow" in sys.modules and "torchvision" not in sys.modules:
+        return _table_in_child(root)
+    return _table_here(root)
+
+
+def _table_here(root: Path) -> pd.DataFrame:
+    import torchxrayvision as xrv  # lazy: it imports torch
+
+    csv_path = root / "metadata.csv"
+    state = np.random.get_state()  # COVID19_Dataset reseeds numpy's global RNG; don't leak that
+    try:
+        dataset = xrv.datasets.COVID19_Dataset(imgpath=str(root / "images"), csvpath=str(csv_path), views=["*"])
+    except (KeyError, AttributeError) as exc:
+        raise ValueError(
+            f"{csv_path} is not in the ieee8023 metadata format (patientid, view, finding, filename, ...): "
+            f"torchxrayvision could not read it ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        np.random.set_state(state)
+    return dataset.csv
+
+
+_CHILD = """
+import json, sys
+from pathlib import Path
+from ggo.data.patients import _table_here
+try:
+    table = _table_here(Path(sys.argv[1]))
+except ValueError as exc:
+    print(json.dumps({"error": str(exc)}))
+else:
+    columns = [c for c in ("filename", "patientid") if c in table.columns]
+    print(json.dumps({"columns": columns, "rows": json.loads(table[columns].to_json(orient="values"))}))
+"""
+
+
+def _table_in_child(root: Path) -> pd.DataFrame:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(root)], capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"reading {root / 'metadata.csv'} through torchxrayvision in a child process failed "
+            f"(exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        )
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        raise ValueError(answer["error"])
+    return pd.DataFrame(answer["rows"], columns=answer["columns"])

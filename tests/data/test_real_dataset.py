@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -118,3 +121,38 @@ def test_predict_split_test_is_the_test_set_training_scores(real_root: Path, loa
     free = {r.name: r.patient_id for r in records if r.ggo_free}
     training = {n for n, s in split_with_ggo_free(ggo, free).items() if s == "test" and n in ggo}
     assert split_members(patients, "test") == training and len(training) == 18
+
+
+_READ_AFTER_TENSORFLOW = """
+import json, sys
+from pathlib import Path
+import tensorflow  # loaded first, as in a training job that builds its cache
+from ggo.data.patients import read_patient_ids
+ids = read_patient_ids(Path(sys.argv[1]))
+try:
+    read_patient_ids(Path(sys.argv[2]))
+    error = None
+except ValueError as exc:
+    error = str(exc)
+print(json.dumps({"ids": ids, "error": error, "torchvision": "torchvision" in sys.modules}))
+"""
+
+
+def test_patients_read_in_a_process_holding_tensorflow_match_the_in_process_read_without_loading_torchvision(
+    real_root: Path, tmp_path: Path
+) -> None:
+    from ggo.data.patients import read_patient_ids
+
+    bad = tmp_path / "bad"
+    (bad / "images").mkdir(parents=True)
+    (bad / "metadata.csv").write_text("name,patient\nx.png,1\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ_AFTER_TENSORFLOW, str(real_root), str(bad)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not answer["torchvision"], "the TensorFlow process loaded torchvision (it segfaults there)"
+    assert answer["ids"] == read_patient_ids(real_root)  # this worker holds torchvision: the in-process read
+    assert len(set(answer["ids"].values())) >= 67
+    assert answer["error"] and str(bad / "metadata.csv") in answer["error"] and "ieee8023" in answer["error"]
