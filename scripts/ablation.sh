@@ -25,7 +25,7 @@ rows=(
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation data.train_ggo_free=true"      # 15: GGO-free films as negatives
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.ema=0.99"                # 16: weight average of the generator (its BatchNorm statistics re-estimated: README, train.ema)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.lr_schedule=cosine"      # 17: cosine decay
-  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.base_filters=32"           # 18: wider generator (~3x the compute)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.base_filters=32"           # 18: wider generator (92 min here, ~2x the champion recipe)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.seed=1"                  # 19: seed 1 of row 11; then scripts/rescore_cv.py <row 11> --with-seeds-of <row 19> (two seeds per fold)
 )
 selected=("$@")
