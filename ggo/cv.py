@@ -36,6 +36,9 @@ FOLD_PARAMS = ("data.fold", "data.n_train", "data.n_val", "data.n_test", "trial_
 #: Params that differ between the ensemble members of one fold (seeds of the same recipe).
 MEMBER_PARAMS = ("train.seed",)
 
+#: Tag of a run made by ``python -m ggo.join``: the CV parents whose fold runs it joined.
+JOINED_TAG = "ggo.joined_from"
+
 
 def _fold_specific(param: str) -> bool:
     return param in FOLD_PARAMS or param in MEMBER_PARAMS or param.startswith("data.n_train_")
@@ -239,9 +242,14 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
 def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> tuple[list[Any], dict[str, Any]]:
     """The fold runs of the one cross-validation configuration under ``parent_run_id`` and their
     config (the first run's ``config.yaml``, downloaded under ``workdir``). A parent with no
-    configuration or several raises a ValueError that says how many."""
+    configuration or several raises a ValueError that says how many. A run made by ``python -m
+    ggo.join`` has no children: its runs are those of the parents it joined."""
     import yaml
 
+    joined = tracking.get_run(uri, parent_run_id).data.tags.get(JOINED_TAG)
+    if joined:
+        runs, config, _ = join_seeds(uri, joined.split(","), workdir)
+        return runs, config
     groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
     if len(groups) != 1:
         raise ValueError(f"run {parent_run_id} has {len(groups)} cross-validation configurations under it; need exactly 1")

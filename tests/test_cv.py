@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,9 @@ def _probs(client_uri: str, run, key: str, dst: Path) -> np.ndarray:
         return npz[key].astype(np.float32)
 
 
-def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(tmp_path: Path, tracking_uri: str) -> None:
+def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_and_ggo_join_rebuilds_it_from_one_seed_rows(
+    tmp_path: Path, tracking_uri: str
+) -> None:
     import pandas as pd
     import yaml
 
@@ -182,6 +185,38 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds(
     mlflow.set_tracking_uri(tracking_uri)
     assert len(mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").unwrap_python_model().generators) == 4
 
+    # python -m ggo.join: the same run from two one-seed rows. The sweep's seed-0 and seed-1 runs
+    # become the children of two CV parents (what two `train.seed=N` sweeps would have made).
+    from ggo import tracking
+
+    rows = []
+    for seed in (0, 1):
+        row = tracking.create_run(tracking_uri, "ggo", run_name=f"seed {seed}", tags={"ggo.role": "parent", "ggo.overrides": f"data.fold=0,1 train.seed={seed}"})
+        for f in (0, 1):
+            client.set_tag(fold[f][seed].info.run_id, "mlflow.parentRunId", row)
+        tracking.set_status(tracking_uri, row, "FINISHED")
+        rows.append(row)
+    join = [sys.executable, "-m", "ggo.join", "--tracking-uri", tracking_uri]
+    proc = subprocess.run([*join, *rows], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    joined = client.get_run(re.search(r"joined run ([0-9a-f]{32})", proc.stdout).group(1))
+    assert joined.info.status == "FINISHED" and joined.data.tags["ggo.joined_from"] == ",".join(rows)
+    assert joined.data.tags["ggo.cv_seeds"] == "0,1" and joined.data.tags["ggo.threshold"] == parent.data.tags["ggo.threshold"]
+    scored = {k: v for k, v in m.items() if k.startswith(("val/", "oof/", "test/"))}
+    assert {k: v for k, v in joined.data.metrics.items() if k.startswith(("val/", "oof/", "test/"))} == pytest.approx(scored, abs=1e-6)
+    assert len(mlflow.pyfunc.load_model(f"runs:/{joined.info.run_id}/model").unwrap_python_model().generators) == 4
+    promoted = subprocess.run([sys.executable, "-m", "ggo.promote", "--sweep", joined.info.run_id, "--tracking-uri", tracking_uri],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))  # fmt: skip
+    assert promoted.returncode == 0, promoted.stdout[-3000:] + promoted.stderr[-3000:]
+    assert client.get_model_version_by_alias("ggo-segmenter", "champion").run_id == joined.info.run_id
+
+    # The joined run stands for its parents' runs, so joining it with one of them repeats a seed:
+    # refused, naming the fold/seed, and no run is made.
+    before = len(client.search_runs([joined.info.experiment_id]))
+    bad = subprocess.run([*join, rows[0], joined.info.run_id], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert bad.returncode == 2 and "fold/seed 0/0, 1/0 appear in more than one" in bad.stderr, bad.stderr[-2000:]
+    assert len(client.search_runs([joined.info.experiment_id])) == before
+
 
 @pytest.fixture(scope="module")
 def lung_cv(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
@@ -202,8 +237,6 @@ def lung_cv(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 @pytest.mark.xdist_group("lung_cv")
 def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(lung_cv: SimpleNamespace) -> None:
-    import re
-
     import yaml
 
     from ggo.data import prepare_from_config
@@ -242,8 +275,6 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
 
 @pytest.mark.xdist_group("lung_cv")
 def test_rescore_cv_reproduces_the_parents_numbers_and_scores_the_hard_lung_gate_beside_them(lung_cv: SimpleNamespace) -> None:
-    import re
-
     script = Path(__file__).resolve().parents[1] / "scripts" / "rescore_cv.py"
     proc = subprocess.run([sys.executable, str(script), lung_cv.parent.info.run_id, "--set", "eval.lung_gate=hard",
                            "--tracking-uri", lung_cv.uri], cwd=lung_cv.path, capture_output=True, text=True,

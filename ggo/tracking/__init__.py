@@ -51,6 +51,7 @@ from ggo.tracking.runs import (
     MlflowTracker,
     Tracker,
     create_run,
+    experiment_name_of,
     experiment_of,
     open_tracker,
     record_failure,
@@ -71,7 +72,7 @@ from ggo.tracking.store import (
 __all__ = [
     "CHAMPION", "ERROR_TAG", "MODEL_NAME", "PARENT_ENV", "ROLE_TAG", "SWEEP_ENV", "SWEEP_OVERRIDES_ENV", "SWEEP_TAG",
     "MlflowTracker", "Tracker", "check_store_exists", "child_runs", "client_for", "create_run", "download_artifact",
-    "download_model", "ensure_store", "experiment_id", "experiment_ids", "experiment_of", "find_experiment", "fluent_scope", "get_run",
+    "download_model", "ensure_store", "experiment_id", "experiment_ids", "experiment_name_of", "experiment_of", "find_experiment", "fluent_scope", "get_run",
     "git_state", "iter_metric_names", "load_pyfunc", "metric_history", "model_version_by_alias",
     "model_versions_of_run", "open_tracker", "record_failure", "register_model", "resolve_uri", "runs_with_model",
     "search_runs", "set_alias", "set_model_version_tags", "set_run_tags", "set_status", "TrackingServerUnavailable",

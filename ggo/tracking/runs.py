@@ -196,3 +196,9 @@ def set_run_tags(uri: str, run_id: str, tags: Mapping[str, Any]) -> None:
 
 def experiment_of(uri: str, run_id: str) -> str:
     return client_for(uri).get_run(run_id).info.experiment_id
+
+
+def experiment_name_of(uri: str, run_id: str) -> str:
+    """The name of the experiment that holds run ``run_id``."""
+    client = client_for(uri)
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
