@@ -257,8 +257,12 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     return groups[0], yaml.safe_load(Path(path).read_text())
 
 
+#: Params that say how a job ran, not what it trained: rows that differ only in these join.
+RUN_PARAMS = ("train.threads",)
+
+
 def _recipe(run: Any) -> dict[str, str]:
-    return {k: v for k, v in run.data.params.items() if not _fold_specific(k)}
+    return {k: v for k, v in run.data.params.items() if not _fold_specific(k) and k not in RUN_PARAMS}
 
 
 def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], dict[str, Any], list[str]]:

@@ -326,19 +326,21 @@ def test_folds_that_teach_their_heads_with_different_film_counts_are_one_configu
 def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_other_recipes_or_the_same_seed_twice(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    """scripts/rescore_cv.py --with-seeds-of: parents of one recipe trained with other seeds join
-    as more members per fold; a param both logged must match; a fold's seed may come once."""
+    """scripts/rescore_cv.py --with-seeds-of and python -m ggo.join: parents of one recipe trained
+    with other seeds join as more members per fold; a param both logged must match (but for the
+    job's thread count); a fold's seed may come once."""
     from ggo import tracking
     from ggo.cv import by_fold, join_seeds
 
     client = mlflow.MlflowClient(tracking_uri)
     experiment = tracking.experiment_id(tracking_uri, "ggo")
 
-    def parent(seed: int, g_lr: str = "0.0002", extra: dict[str, str] | None = None) -> str:
+    def parent(seed: int, g_lr: str = "0.0002", extra: dict[str, str] | None = None, threads: str = "0") -> str:
         run_id = client.create_run(experiment, run_name=f"seed {seed}").info.run_id
         for fold in (0, 1):
             child = client.create_run(experiment, tags={"mlflow.parentRunId": run_id}).info.run_id
-            params = {"data.fold": str(fold), "train.seed": str(seed), "train.g_lr": g_lr, "gen.lung_head": "True", **(extra or {})}
+            params = {"data.fold": str(fold), "train.seed": str(seed), "train.g_lr": g_lr, "gen.lung_head": "True",
+                      "train.threads": threads, **(extra or {})}  # fmt: skip
             for key, value in params.items():
                 client.log_param(child, key, value)
             client.log_text(child, f"train:\n  seed: {seed}\n", "config.yaml")
@@ -346,7 +348,8 @@ def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_othe
         client.set_terminated(run_id)
         return run_id
 
-    seed0, seed1 = parent(0), parent(1, extra={"train.ema": "0.0"})  # a newer ggo logs train.ema too
+    # A newer ggo logs train.ema too; train.threads says how the job ran, not what it trained.
+    seed0, seed1 = parent(0), parent(1, extra={"train.ema": "0.0"}, threads="1")
     runs, config, one_sided = join_seeds(tracking_uri, [seed0, seed1], tmp_path)
     members = {fold: [r.data.params["train.seed"] for r in rs] for fold, rs in by_fold(runs).items()}
     assert members == {0: ["0", "1"], 1: ["0", "1"]}
