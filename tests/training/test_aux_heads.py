@@ -81,14 +81,16 @@ def test_a_lung_head_model_saved_before_aux_heads_loads_and_predicts_as_it_did()
         images, expected = saved["images"], saved["probs"]
     old = keras.saving.load_model(FIXTURES / "lung_head_v1.keras", compile=False)
     assert model_heads(old) == ("lungs",)
-    np.testing.assert_allclose(predict_probs(old, images), expected, rtol=1e-6, atol=1e-7)
+    # Within float32 round-off of another CPU's kernels (the probabilities were saved on an AVX2
+    # CPU; an AVX-512 one differs by up to ~3e-6): a lost head or gate would differ by far more.
+    np.testing.assert_allclose(predict_probs(old, images), expected, rtol=1e-5, atol=1e-5)
     # What today's code builds for gen.lung_head=true takes the old weights unchanged (the
     # exported model, a checkpoint resume).
     rebuilt = generator_from_config({"name": "unet", "depth": 3, "base_filters": 4, "lung_head": True}, 32)
     assert [w.shape for w in rebuilt.get_weights()] == [w.shape for w in old.get_weights()]
     assert rebuilt.layers[-1].name == old.layers[-1].name == "logits"
     rebuilt.set_weights(old.get_weights())
-    np.testing.assert_allclose(predict_probs(rebuilt, images), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(predict_probs(rebuilt, images), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_compile_refuses_aux_weights_that_do_not_match_the_heads():
