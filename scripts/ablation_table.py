@@ -21,11 +21,31 @@ from __future__ import annotations
 import argparse
 
 from ggo import tracking
+from ggo.cv import JOINED_TAG
 
 
 def children_of(uri: str, run) -> list:
-    """The child runs of ``run``, newest first."""
+    """The child runs of ``run``, newest first; of a ``python -m ggo.join`` run, its parents' children."""
+    joined = run.data.tags.get(JOINED_TAG)
+    if joined:
+        return [kid for pid in joined.split(",") for kid in children_of(uri, tracking.get_run(uri, pid))]
     return tracking.search_runs(uri, [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+
+
+def wall_minutes(uri: str, run) -> float:
+    """From the first child's start to the last child's end; a joined run's: the sum of its parents'."""
+    joined = run.data.tags.get(JOINED_TAG)
+    if joined:
+        return sum(wall_minutes(uri, tracking.get_run(uri, pid)) for pid in joined.split(","))
+    kids = children_of(uri, run)
+    return (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000 if kids else float("nan")
+
+
+def command_of(run) -> str:
+    joined = run.data.tags.get(JOINED_TAG)
+    if joined:
+        return f"python -m ggo.join {joined.replace(',', ' ')}"
+    return f"python -m ggo.train -m {run.data.tags.get('ggo.overrides', '')}"
 
 
 def resummarize(uri: str, run) -> None:
@@ -93,15 +113,14 @@ def main() -> None:
         m, t = run.data.metrics, run.data.tags
         overrides = t.get("ggo.overrides", "")
         variant = variant_of(overrides)
-        kids = children_of(uri, run)
-        minutes = (max(k.info.end_time or 0 for k in kids) - min(k.info.start_time for k in kids)) / 60000
+        minutes = wall_minutes(uri, run)
         free = f"{m['oof/ggo_free_area']:.4f}" if "oof/ggo_free_area" in m else "-"
         loss = t.get("loss", "") if t.get("disc") != "none" else t.get("loss", "").replace("+adv_bce", "")
         print(
             f"| {variant} | {t.get('gen', '')} | {t.get('disc', '')} | {loss} | {t.get('resolution', '')} "
             f"| {m['val/dice']:.3f} +- {m.get('val/dice_std', float('nan')):.3f} | {versus_baseline(uri, baseline, run)} | {m['test/dice']:.3f} "
             f"| {m['test/precision']:.3f} | {m['test/recall']:.3f} | {free} | {t.get('ggo.threshold', '0.5')} / {t.get('ggo.min_component_px', '')} "
-            f"| {minutes:.0f} min | `python -m ggo.train -m {overrides}` |"
+            f"| {minutes:.0f} min | `{command_of(run)}` |"
         )
 
 

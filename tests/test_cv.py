@@ -131,7 +131,7 @@ def _probs(client_uri: str, run, key: str, dst: Path) -> np.ndarray:
 
 
 def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_and_ggo_join_rebuilds_it_from_one_seed_rows(
-    tmp_path: Path, tracking_uri: str
+    tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import pandas as pd
     import yaml
@@ -188,6 +188,8 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     # python -m ggo.join: the same run from two one-seed rows. The sweep's seed-0 and seed-1 runs
     # become the children of two CV parents (what two `train.seed=N` sweeps would have made).
     from ggo import tracking
+    from ggo.join import main as join_main
+    from ggo.promote import main as promote_main
 
     rows = []
     for seed in (0, 1):
@@ -196,25 +198,23 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
             client.set_tag(fold[f][seed].info.run_id, "mlflow.parentRunId", row)
         tracking.set_status(tracking_uri, row, "FINISHED")
         rows.append(row)
-    join = [sys.executable, "-m", "ggo.join", "--tracking-uri", tracking_uri]
-    proc = subprocess.run([*join, *rows], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    joined = client.get_run(re.search(r"joined run ([0-9a-f]{32})", proc.stdout).group(1))
+    capsys.readouterr()
+    assert join_main([*rows, "--tracking-uri", tracking_uri]) == 0
+    joined = client.get_run(re.search(r"joined run ([0-9a-f]{32})", capsys.readouterr().out).group(1))
     assert joined.info.status == "FINISHED" and joined.data.tags["ggo.joined_from"] == ",".join(rows)
     assert joined.data.tags["ggo.cv_seeds"] == "0,1" and joined.data.tags["ggo.threshold"] == parent.data.tags["ggo.threshold"]
     scored = {k: v for k, v in m.items() if k.startswith(("val/", "oof/", "test/"))}
     assert {k: v for k, v in joined.data.metrics.items() if k.startswith(("val/", "oof/", "test/"))} == pytest.approx(scored, abs=1e-6)
     assert len(mlflow.pyfunc.load_model(f"runs:/{joined.info.run_id}/model").unwrap_python_model().generators) == 4
-    promoted = subprocess.run([sys.executable, "-m", "ggo.promote", "--sweep", joined.info.run_id, "--tracking-uri", tracking_uri],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))  # fmt: skip
-    assert promoted.returncode == 0, promoted.stdout[-3000:] + promoted.stderr[-3000:]
+    assert promote_main(["--sweep", joined.info.run_id, "--tracking-uri", tracking_uri]) == 0
     assert client.get_model_version_by_alias("ggo-segmenter", "champion").run_id == joined.info.run_id
 
     # The joined run stands for its parents' runs, so joining it with one of them repeats a seed:
     # refused, naming the fold/seed, and no run is made.
     before = len(client.search_runs([joined.info.experiment_id]))
-    bad = subprocess.run([*join, rows[0], joined.info.run_id], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert bad.returncode == 2 and "fold/seed 0/0, 1/0 appear in more than one" in bad.stderr, bad.stderr[-2000:]
+    capsys.readouterr()
+    assert join_main([rows[0], joined.info.run_id, "--tracking-uri", tracking_uri]) == 2
+    assert "fold/seed 0/0, 1/0 appear in more than one" in capsys.readouterr().err
     assert len(client.search_runs([joined.info.experiment_id])) == before
 
 
