@@ -44,6 +44,14 @@ def _fold_specific(param: str) -> bool:
     return param in FOLD_PARAMS or param in MEMBER_PARAMS or param.startswith("data.n_train_")
 
 
+#: Params that say how a job ran, not what it trained: runs that differ only in these are one recipe.
+RUN_PARAMS = ("train.threads",)
+
+
+def _recipe(run: Any) -> dict[str, str]:
+    return {k: v for k, v in run.data.params.items() if not _fold_specific(k) and k not in RUN_PARAMS}
+
+
 def _fold(run: Any) -> int:
     return int(run.data.params.get("data.fold", 0))
 
@@ -61,8 +69,9 @@ def by_fold(runs: list[Any]) -> dict[int, list[Any]]:
 
 
 def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
-    """FINISHED children grouped by config without ``data.fold`` and ``train.seed``; groups that
-    cover >= 2 folds, sorted by fold then seed.
+    """FINISHED children grouped by config without ``data.fold``, ``train.seed`` and the params
+    that say how a job ran (:data:`RUN_PARAMS`); groups that cover >= 2 folds, sorted by fold then
+    seed. A fold trained again alone with another ``train.threads`` stays in its row.
 
     A ``data.fold=0,1,2,3,4`` sweep gives one group; crossing it with ``gen=unet,attention_unet``
     gives two; crossing it with ``train.seed=0,1`` gives one group of ten runs (two per fold).
@@ -71,7 +80,7 @@ def cross_validation_groups(children: list[Any]) -> list[list[Any]]:
     for run in children:
         if run.info.status != "FINISHED":
             continue
-        key = tuple(sorted((k, v) for k, v in run.data.params.items() if not _fold_specific(k)))
+        key = tuple(sorted(_recipe(run).items()))
         groups.setdefault(key, []).append(run)
     return [
         sorted(runs, key=lambda r: (_fold(r), _seed(r)))
@@ -256,13 +265,6 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     path = tracking.download_artifact(uri, groups[0][0].info.run_id, "config.yaml", Path(workdir) / "config")
     return groups[0], yaml.safe_load(Path(path).read_text())
 
-
-#: Params that say how a job ran, not what it trained: rows that differ only in these join.
-RUN_PARAMS = ("train.threads",)
-
-
-def _recipe(run: Any) -> dict[str, str]:
-    return {k: v for k, v in run.data.params.items() if not _fold_specific(k) and k not in RUN_PARAMS}
 
 
 def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], dict[str, Any], list[str]]:

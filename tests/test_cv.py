@@ -308,19 +308,24 @@ def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path
     assert proc.returncode == 2 and "0 cross-validated configurations" in proc.stderr and "gen.lung_head=true" in proc.stderr
 
 
-def test_folds_that_teach_their_heads_with_different_film_counts_are_one_configuration() -> None:
+def test_folds_that_teach_their_heads_with_different_film_counts_or_ran_on_other_threads_are_one_configuration() -> None:
     """A lung-head fold logs how many of its training films teach the head (data.n_train_lungs):
-    that count differs between folds and must not split the folds into configurations."""
+    that count differs between folds and must not split the folds into configurations; nor does
+    train.threads (a fold trained again alone, say with `data.fold=4 train.threads=0`)."""
     from types import SimpleNamespace
 
     from ggo.cv import cross_validation_groups
 
-    def run(fold: int, n_lungs: int, lr: str = "0.0002") -> SimpleNamespace:
-        params = {"data.fold": str(fold), "data.n_train": "60", "data.n_train_lungs": str(n_lungs), "train.g_lr": lr}
+    def run(fold: int, n_lungs: int, lr: str = "0.0002", threads: str = "1") -> SimpleNamespace:
+        params = {"data.fold": str(fold), "data.n_train": "60", "data.n_train_lungs": str(n_lungs), "train.g_lr": lr,
+                  "train.threads": threads}
         return SimpleNamespace(info=SimpleNamespace(status="FINISHED"), data=SimpleNamespace(params=params))
 
-    groups = cross_validation_groups([run(0, 58), run(1, 59), run(2, 60), run(0, 58, "0.001"), run(1, 59, "0.001")])
+    groups = cross_validation_groups(
+        [run(0, 58), run(1, 59), run(2, 60, threads="0"), run(0, 58, "0.001"), run(1, 59, "0.001")]
+    )
     assert sorted(len(g) for g in groups) == [2, 3]  # two recipes (g_lr), each across its folds
+    assert [int(r.data.params["data.fold"]) for r in max(groups, key=len)] == [0, 1, 2]
 
 
 def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_other_recipes_or_the_same_seed_twice(
