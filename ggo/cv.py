@@ -266,7 +266,6 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     return groups[0], yaml.safe_load(Path(path).read_text())
 
 
-
 def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], dict[str, Any], list[str]]:
     """The fold runs of several cross-validation parents of one recipe, each trained with other
     ``train.seed`` values, joined as more ensemble members per fold: what one ``train.seed=0,1``
