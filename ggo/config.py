@@ -84,7 +84,7 @@ class Precision(str, Enum):
 
 
 class LungGate(str, Enum):
-    """How a lung head gates the GGO probability (``ggo.inference.gated_probs``)."""
+    """How a lung head gates the GGO probability (``ggo.evaluation.inference.gated_probs``)."""
 
     soft = "soft"  # P(GGO) x P(lung): the lungs as a prior (depends on the lung head's calibration)
     hard = "hard"  # P(GGO) where P(lung) > 0.5, else 0: GGO only inside the predicted lungs
@@ -212,7 +212,7 @@ class TrainConfig:
     # -- speed (issue 14) --
     adversarial_update: AdversarialUpdate = AdversarialUpdate.sequential  # sequential | same_pass
     val_every: int = 1  # validate every k epochs (and always the last one)
-    # CPU threads of the job's TensorFlow (intra- and inter-op pools; ggo.threads); 0: one per core
+    # CPU threads of the job's TensorFlow (intra- and inter-op pools; ggo.runtime.threads); 0: one per core
     threads: int = 0
 
 

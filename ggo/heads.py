@@ -5,7 +5,7 @@ says which heads it has. Plain Python: no Keras, no numpy.
 A generator with heads ``(h1, ..., hK)`` emits 1 + K logit channels, GGO first, then one per head
 in that order; it trains on 1 + 2K target channels, the GGO mask then ``(target, weight)`` per
 head (weight 0 where the head's annotation is unknown on that film). Only ``lungs`` changes what a
-model predicts: GGO is gated by the lung probability (:func:`ggo.inference.gated_probs`).
+model predicts: GGO is gated by the lung probability (:func:`ggo.evaluation.inference.gated_probs`).
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ggo import config as _config  # registers the schema
-from ggo import interrupts, sweep, tracking
-from ggo.backend import select_backend
+from ggo import tracking
+from ggo.runtime import interrupts
+from ggo.runtime.backend import select_backend
+from ggo.sweeps import callback as sweep
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -32,7 +34,7 @@ def task(cfg: DictConfig) -> float:
     """Hydra task: one run. Returns the objective (NaN when the run failed inside a sweep)."""
     interrupts.install()  # again in a launcher's worker process: SIGTERM there ends its run KILLED
     select_backend(str(getattr(cfg.train.backend, "value", cfg.train.backend)))
-    from ggo.experiment import run_job  # imports keras: only after the backend is chosen
+    from ggo.training.experiment import run_job  # imports keras: only after the backend is chosen
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     overrides = [o for o in hc.overrides.task]

@@ -3,7 +3,7 @@
     python scripts/ablation_table.py [--experiment ablation [--experiment ggo ...]] [--tracking-uri URI] [--resummarize]
 
 The column "vs pix2pix recipe" is each row's paired difference to the pix2pix recipe row (the
-newest one in the store), from ``ggo.compare``: mean dice difference on the films both scored
+newest one in the store), from ``ggo.evaluation.compare``: mean dice difference on the films both scored
 (out of fold where both have per-image scores, else test) with its 95% bootstrap interval over
 patients; "noise" when the interval contains 0. Rows logged before per-image scores show "-".
 "GGO-free area (oof)" is the parent's ``oof/ggo_free_area``: the mean predicted GGO fraction on
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from ggo import tracking
-from ggo.cv import JOINED_TAG
+from ggo.sweeps.cv import JOINED_TAG
 
 
 def children_of(uri: str, run) -> list:
@@ -49,7 +49,7 @@ def command_of(run) -> str:
 
 
 def resummarize(uri: str, run) -> None:
-    from ggo.cv import cross_validation_groups, summarize_cv
+    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
 
     groups = cross_validation_groups(children_of(uri, run))
     if len(groups) != 1:
@@ -74,7 +74,7 @@ def variant_of(overrides: str) -> str:
 
 def versus_baseline(uri: str, baseline, run) -> str:
     """``+0.031 [+0.010, +0.052]`` (and ``noise`` when the interval holds 0), or ``-``."""
-    from ggo.compare import versus
+    from ggo.evaluation.compare import versus
 
     if baseline is None:
         return "-"

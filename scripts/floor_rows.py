@@ -28,7 +28,7 @@ import numpy as np
 
 from ggo.config import defaults
 from ggo.data import prepare_from_config
-from ggo.metrics import evaluate
+from ggo.evaluation.metrics import evaluate
 
 
 def floor_scores(resolution: int) -> dict[str, dict[str, float]]:
@@ -76,8 +76,8 @@ def predicted_floor_scores(uri: str, parent_run_id: str) -> tuple[dict[str, dict
     import yaml
 
     from ggo import tracking
-    from ggo.cv import cross_validation_groups
-    from ggo.inference import lung_probs
+    from ggo.sweeps.cv import cross_validation_groups
+    from ggo.evaluation.inference import lung_probs
 
     groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
     if len(groups) != 1:

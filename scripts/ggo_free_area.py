@@ -4,7 +4,7 @@
 
 A parent logged by the current ggo carries ``oof/ggo_free_area`` and ``test/ggo_free_area``
 (README "Evaluation protocol"). For an older parent this computes the same figures the same way
-(:func:`ggo.cv.ggo_free_scores`): each fold's logged model predicts the GGO-free films of its val
+(:func:`ggo.sweeps.cv.ggo_free_scores`): each fold's logged model predicts the GGO-free films of its val
 patients (out of fold: it never trained on them), the fold ensemble those of the test patients,
 with the threshold and minimum component size the parent chose on the validation folds (its
 ``ggo.threshold`` and ``ggo.min_component_px`` tags; the children's ``eval`` section when absent).
@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ggo import tracking
-from ggo.cv import fold_generators, ggo_free_scores, parent_configuration
-from ggo.ggo_free import area_metrics
+from ggo.sweeps.cv import fold_generators, ggo_free_scores, parent_configuration
+from ggo.evaluation.ggo_free import area_metrics
 
 
 def parent_rows(uri: str, parent_run_id: str, workdir: str | Path) -> Any:
     """The GGO-free rows (``oof`` and ``test``) of one cross-validation parent."""
     from ggo.data import prepare_from_config
-    from ggo.evaluation import EvalSettings
+    from ggo.evaluation.evaluate import EvalSettings
 
     parent = tracking.get_run(uri, parent_run_id)
     runs, config = parent_configuration(uri, parent_run_id, workdir)

@@ -5,7 +5,7 @@
 
 Each film of the split (``--split test``, ``fold0`` .. ``fold4``, or ``all``; the seeded patient
 split of the evaluation protocol, as ``python -m ggo.predict --split`` takes it) is predicted at its
-original size as ``ggo.predict`` does (the model's threshold and post-processing), and drawn with
+original size as ``ggo.ship.predict`` does (the model's threshold and post-processing), and drawn with
 TP (GGO found) yellow, FP (false alarm) orange and FN (GGO missed) sky blue, under its file name
 and its dice. ``--n`` films go into a grid with the colour key below: ``--pick spread`` (default)
 takes them evenly along the dice ranking, best to worst, so the picture is not a choice of the
@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ggo.predict import load_image, load_segmenter, model_settings, split_members
-from ggo.predict.cli import add_protocol_arguments
+from ggo.ship.predict import load_image, load_segmenter, model_settings, split_members
+from ggo.ship.predict.cli import add_protocol_arguments
 
 
 @dataclass
@@ -48,11 +48,11 @@ def model_uri(ref: str) -> str:
 
 
 def predict_films(segmenter: object, records: Sequence[object], threshold: float) -> list[Film]:
-    """Each record's film read as ``ggo.predict`` reads it, its mask at the original size, its dice."""
+    """Each record's film read as ``ggo.ship.predict`` reads it, its mask at the original size, its dice."""
     import cv2
 
     from ggo.data import to_grayscale_uint8
-    from ggo.viz import film_dice
+    from ggo.evaluation.viz import film_dice
 
     films = []
     for record in records:
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cv2
 
     from ggo.paths import default_data_root
-    from ggo.viz import outcome_figure
+    from ggo.evaluation.viz import outcome_figure
 
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.columns < 1 or args.size < 32:

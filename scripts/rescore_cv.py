@@ -16,11 +16,11 @@ better with that setting?" from the models it logged: for each parent, under the
   and the fold ensemble's ``test`` dice, precision and recall;
 - the GGO-free films' mean predicted area, out of fold;
 - the paired difference (``--set`` minus as trained) on the out-of-fold films and on the test
-  films, patients resampled (``ggo.stats.paired_difference``, as ``python -m ggo.compare``).
+  films, patients resampled (``ggo.evaluation.stats.paired_difference``, as ``python -m ggo.compare``).
 
 ``--with-seeds-of`` answers "what would more ensemble members give?" from rows already trained:
 the fold models of other CV parents of the same recipe, trained with another ``train.seed``, join
-each fold's (:func:`ggo.cv.join_seeds`: every fold model becomes the mean of its seeds, as one
+each fold's (:func:`ggo.sweeps.cv.join_seeds`: every fold model becomes the mean of its seeds, as one
 ``train.seed=0,1`` sweep's would), scored beside the parent's own with the same protocol. Here
 val/dice is the seed-averaged fold model's (the CV parent's ``oof/dice`` counterpart), not the
 mean of single models. Training on a CPU repeated itself for a seed here (README, ``train.seed``),
@@ -42,11 +42,11 @@ import numpy as np
 import pandas as pd
 
 from ggo import tracking
-from ggo.cv import fold_generators, join_seeds, parent_configuration
-from ggo.evaluation import EvalSettings, choose_postprocess, masks_of, predict, score
-from ggo.ggo_free import area_metrics, score_ggo_free
-from ggo.scores import per_image_table
-from ggo.stats import paired_difference
+from ggo.sweeps.cv import fold_generators, join_seeds, parent_configuration
+from ggo.evaluation.evaluate import EvalSettings, choose_postprocess, masks_of, predict, score
+from ggo.evaluation.ggo_free import area_metrics, score_ggo_free
+from ggo.evaluation.scores import per_image_table
+from ggo.evaluation.stats import paired_difference
 
 #: The ``eval`` keys ``--set`` may change: how maps are made, not how they are post-processed
 #: (the threshold and component size are chosen on the validation folds for each setting).

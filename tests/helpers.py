@@ -49,7 +49,7 @@ def assert_outcomes_painted(picture: np.ndarray, truth: np.ndarray, pred: np.nda
     outcome's colour; where neither mask is, it is ``gray`` untouched. Returns the pixels checked."""
     import cv2
 
-    from ggo import viz
+    from ggo.evaluation import viz
 
     checked = 0
     tn = ~truth & ~pred

@@ -114,7 +114,7 @@ def _run_tiny_sweep(tmp_path_factory: pytest.TempPathFactory, session_cache: Pat
 @pytest.fixture(scope="session")
 def champion(tiny_sweep: TinySweep) -> str:
     """Promote the sweep's best run to ``ggo-segmenter@champion`` (once); returns the model URI."""
-    from ggo.promote import promote
+    from ggo.ship.promote import promote
 
     if "champion" not in _MEMO:
         result = promote(tiny_sweep.uri, name=CHAMPION_NAME)

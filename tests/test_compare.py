@@ -8,7 +8,7 @@ from sweep_fixture import tiny_sweep  # noqa: F401 - fixture
 import pytest
 
 from ggo import tracking
-from ggo.compare import main
+from ggo.evaluation.compare import main
 
 FILMS = [(f"film{i}.png", f"p{i // 2}") for i in range(12)]  # 12 films of 6 patients
 
@@ -107,7 +107,7 @@ def test_missing_store_is_named(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_real_runs_log_per_image_scores_that_compare_pairs(tiny_sweep, tmp_path, capsys):
-    from ggo.scores import ARTIFACT, read_table
+    from ggo.evaluation.scores import ARTIFACT, read_table
 
     runs = list(tiny_sweep.children.values())
     for run in runs:

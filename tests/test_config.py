@@ -90,7 +90,7 @@ def test_config_dir_is_found_from_any_working_directory(tmp_path: Path, monkeypa
 
 
 def test_the_champion_recipe_with_aux_heads_composes_lungs_first_and_weights_each_head() -> None:
-    from ggo.experiment import head_weights, heads_of
+    from ggo.training.experiment import head_weights, heads_of
 
     cfg = to_dict(compose(["+sweeps=champion", "preprocess=res128", "train.precision=float32",
                            "gen.aux_heads=[lungs,heart,consolidation,devices]"]))  # fmt: skip

@@ -41,7 +41,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
 
     # The ensemble score is the mean of the three folds' test probability maps, scored afresh.
     from ggo.data import prepare_from_config
-    from ggo.metrics import evaluate
+    from ggo.evaluation.metrics import evaluate
 
     probs = []
     for child in children:
@@ -55,7 +55,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
     test = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).split(0)["test"]
     # ... after the threshold and small-component removal chosen on the validation folds (never on test).
-    from ggo.postprocess import THRESHOLDS, postprocess_probs
+    from ggo.evaluation.postprocess import THRESHOLDS, postprocess_probs
 
     choice = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/postprocess_choice.json")
     scores = {(float(k.split("/")[0]), int(k.split("/")[1])): v for k, v in choice["mean_val_dice_by_threshold_and_min_component_px"].items()}
@@ -72,7 +72,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     # scored by the fold model that did not train on it, with the post-processing val chose.
     import pandas as pd
 
-    from ggo.postprocess import postprocess_probs as _pp
+    from ggo.evaluation.postprocess import postprocess_probs as _pp
 
     table = pd.read_csv(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="scores/per_image.csv", dst_path=str(tmp_path / "scores"), tracking_uri=tracking_uri))  # fmt: skip
@@ -137,8 +137,8 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     import yaml
 
     from ggo.data import prepare_from_config
-    from ggo.metrics import evaluate
-    from ggo.postprocess import postprocess_probs
+    from ggo.evaluation.metrics import evaluate
+    from ggo.evaluation.postprocess import postprocess_probs
 
     # With the generator's weight average on, so the whole run path (best epoch, scores, model) runs with it.
     args = [sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", "train.seed=0,1", "train.ema=0.9", *tiny_overrides(tmp_path, tracking_uri)]
@@ -188,8 +188,8 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     # python -m ggo.join: the same run from two one-seed rows. The sweep's seed-0 and seed-1 runs
     # become the children of two CV parents (what two `train.seed=N` sweeps would have made).
     from ggo import tracking
-    from ggo.join import main as join_main
-    from ggo.promote import main as promote_main
+    from ggo.sweeps.join import main as join_main
+    from ggo.ship.promote import main as promote_main
 
     rows = []
     for seed in (0, 1):
@@ -240,8 +240,8 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
     import yaml
 
     from ggo.data import prepare_from_config
-    from ggo.inference import sigmoid
-    from ggo.metrics import evaluate
+    from ggo.evaluation.inference import sigmoid
+    from ggo.evaluation.metrics import evaluate
 
     tmp_path, tracking_uri, parent, children = lung_cv.path, lung_cv.uri, lung_cv.parent, lung_cv.children
     script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
@@ -314,7 +314,7 @@ def test_folds_that_teach_their_heads_with_different_film_counts_or_ran_on_other
     train.threads (a fold trained again alone, say with `data.fold=4 train.threads=0`)."""
     from types import SimpleNamespace
 
-    from ggo.cv import cross_validation_groups
+    from ggo.sweeps.cv import cross_validation_groups
 
     def run(fold: int, n_lungs: int, lr: str = "0.0002", threads: str = "1") -> SimpleNamespace:
         params = {"data.fold": str(fold), "data.n_train": "60", "data.n_train_lungs": str(n_lungs), "train.g_lr": lr,
@@ -335,7 +335,7 @@ def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_othe
     with other seeds join as more members per fold; a param both logged must match (but for the
     job's thread count); a fold's seed may come once."""
     from ggo import tracking
-    from ggo.cv import by_fold, join_seeds
+    from ggo.sweeps.cv import by_fold, join_seeds
 
     client = mlflow.MlflowClient(tracking_uri)
     experiment = tracking.experiment_id(tracking_uri, "ggo")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ggo.config import DataConfig, EvalConfig, defaults
-from ggo.evaluation import EvalSettings, evaluate_splits, predict, score, score_original_size
-from ggo.metrics import evaluate
+from ggo.evaluation.evaluate import EvalSettings, evaluate_splits, predict, score, score_original_size
+from ggo.evaluation.metrics import evaluate
 
 
 def _lesion_and_speck(n: int = 3, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,7 @@ def _logit(p: float) -> float:
 
 
 def test_the_hard_lung_gate_keeps_ggo_as_predicted_inside_the_lungs_and_drops_it_outside() -> None:
-    from ggo.inference import gated_probs
+    from ggo.evaluation.inference import gated_probs
 
     # Pixel 0: GGO 0.6 in lungs the head is unsure of (0.7); pixel 1: GGO 0.9 where it sees no lung (0.3).
     logits = np.array([[[[_logit(0.6), _logit(0.7)], [_logit(0.9), _logit(0.3)]]]], np.float32)  # (1, 1, 2, 2)
@@ -75,10 +75,12 @@ def test_the_hard_lung_gate_keeps_ggo_as_predicted_inside_the_lungs_and_drops_it
 
 
 def test_every_library_default_reads_the_schema() -> None:
-    from ggo import metrics, postprocess, viz
-    from ggo.predict import build_parser, split_members
+    from ggo.evaluation import metrics
+    from ggo.evaluation import postprocess
+    from ggo.evaluation import viz
+    from ggo.ship.predict import build_parser, split_members
 
-    from ggo import inference
+    from ggo.evaluation import inference
 
     threshold = EvalConfig().threshold
     assert metrics.THRESHOLD == viz.THRESHOLD == threshold
@@ -143,7 +145,7 @@ def test_scores_at_original_size_equal_evaluate_when_every_image_has_the_grid_si
 
 
 def test_serving_config_ships_the_schemas_eval_defaults_for_missing_keys() -> None:
-    from ggo.serving import serving_config
+    from ggo.serving.model import serving_config
 
     config = {"preprocess": {"resolution": 64, "fit": "pad", "clahe": False, "clahe_clip": 2.0}, "gen": {"name": "unet"}}
     shipped = serving_config(config)
@@ -153,9 +155,9 @@ def test_serving_config_ships_the_schemas_eval_defaults_for_missing_keys() -> No
 
 def test_nothing_below_the_entry_imports_the_orchestrator() -> None:
     code = (
-        "import sys, ggo.sweep, ggo.serving, ggo.bench.inference, ggo.bench.throughput, ggo.predict, ggo.evaluation\n"
+        "import sys, ggo.sweeps.callback, ggo.serving.model, ggo.bench.inference, ggo.bench.throughput, ggo.ship.predict, ggo.evaluation.evaluate\n"
         "import ggo.training.callbacks\n"
-        "assert 'ggo.experiment' not in sys.modules, 'ggo.experiment was imported'\n"
+        "assert 'ggo.training.experiment' not in sys.modules, 'ggo.training.experiment was imported'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

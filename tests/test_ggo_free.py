@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ggo.evaluation import EvalSettings
-from ggo.ggo_free import COLUMNS, area_metrics, area_table, score_ggo_free
+from ggo.evaluation.evaluate import EvalSettings
+from ggo.evaluation.ggo_free import COLUMNS, area_metrics, area_table, score_ggo_free
 from helpers import tiny_overrides
 
 
@@ -49,7 +49,7 @@ def test_area_table_of_no_film_is_empty_and_has_no_metric() -> None:
 @pytest.mark.parametrize("train_ggo_free", [False, True])
 def test_train_ggo_free_adds_only_the_train_patients_ggo_free_films_to_training(tmp_path: Path, train_ggo_free: bool) -> None:
     from ggo.config import compose, to_dict
-    from ggo.experiment import prepare
+    from ggo.training.experiment import prepare
     from ggo.tracking import Tracker
 
     cfg = to_dict(compose([*tiny_overrides(tmp_path), "data.n_ggo_free=6", f"data.train_ggo_free={str(train_ggo_free).lower()}"]))

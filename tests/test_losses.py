@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from ggo.losses import (
+from ggo.training.losses import (
     adversarial_loss,
     bce_from_logits,
     l1_loss,
@@ -116,7 +116,7 @@ def test_invalid_loss_arguments_are_rejected():
 
 
 def test_lung_loss_counts_only_weighted_images_and_adds_to_the_ggo_loss():
-    from ggo.losses import heads_loss, lung_loss, segmentation_loss
+    from ggo.training.losses import heads_loss, lung_loss, segmentation_loss
 
     rng = np.random.default_rng(0)
     ggo = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
@@ -143,7 +143,7 @@ def test_lung_loss_counts_only_weighted_images_and_adds_to_the_ggo_loss():
 
 
 def test_each_aux_head_adds_its_own_weighted_bce_in_channel_order():
-    from ggo.losses import head_loss, heads_loss, segmentation_loss
+    from ggo.training.losses import head_loss, heads_loss, segmentation_loss
 
     rng = np.random.default_rng(1)
     ggo, heart, lungs = ((rng.random((3, 8, 8, 1)) > 0.5).astype(np.float32) for _ in range(3))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ggo.metrics import (
+from ggo.evaluation.metrics import (
     METRIC_NAMES,
     SegmentationMetrics,
     dice,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ggo.inference import ensemble_probs, predict_probs, sigmoid
-from ggo.evaluation import choose_min_component, choose_postprocess
-from ggo.postprocess import candidate_sizes, postprocess_probs, remove_small_components
+from ggo.evaluation.inference import ensemble_probs, predict_probs, sigmoid
+from ggo.evaluation.evaluate import choose_min_component, choose_postprocess
+from ggo.evaluation.postprocess import candidate_sizes, postprocess_probs, remove_small_components
 
 
 def test_small_components_are_removed_and_large_ones_kept() -> None:
@@ -79,7 +79,7 @@ def test_flip_tta_averages_the_flipped_back_prediction() -> None:
 
 
 def test_lung_probs_read_the_second_channel_of_a_lung_head_and_refuse_other_generators() -> None:
-    from ggo.inference import lung_probs
+    from ggo.evaluation.inference import lung_probs
 
     images = np.zeros((3, 4, 4, 1), np.float32)
     ggo_logits, lung_logits = np.float32(-3.0), np.float32(2.0)
@@ -97,7 +97,7 @@ def test_lung_probs_find_the_lungs_channel_among_auxiliary_heads() -> None:
     import keras
 
     from ggo.heads import output_layer_name
-    from ggo.inference import lung_probs
+    from ggo.evaluation.inference import lung_probs
 
     inputs = keras.Input((4, 4, 1))
     logits = keras.layers.Conv2D(

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ggo.predict import MAX_PIXELS, collect_inputs, load_image
+from ggo.ship.predict import MAX_PIXELS, collect_inputs, load_image
 from helpers import assert_outcomes_painted
 from sweep_fixture import PRECISION, TinySweep, champion, subprocess_env, tiny_sweep  # noqa: F401 - fixtures
 
@@ -120,7 +120,7 @@ def assert_overlays_show_tp_fp_fn(root: Path, rows: dict[str, dict[str, str]], s
     """Each film's overlay shows TP / FP / FN in their colours where its true and predicted masks
     say, and its row carries the film's dice (their mean is the scored dice)."""
     from ggo.data import to_grayscale_uint8
-    from ggo.predict import truth_from_dataset
+    from ggo.ship.predict import truth_from_dataset
 
     truth = truth_from_dataset(root)
     seen, dices = set(), []
@@ -194,7 +194,7 @@ def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dat
     assert "scored 4 image(s)" in proc.stdout
     assert_overlays_show_tp_fp_fn(root, rows, scores)
     warned = warning_lines(proc.stderr)
-    assert not warned, "the normal path of ggo.predict prints no third-party warnings:\n" + "\n".join(warned)
+    assert not warned, "the normal path of ggo.ship.predict prints no third-party warnings:\n" + "\n".join(warned)
 
 
 @pytest.mark.slow
@@ -202,8 +202,8 @@ def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
     tiny_sweep: TinySweep, champion: str, tmp_path: Path
 ) -> None:
     from ggo.data import iter_records, make_synthetic_dataset, to_grayscale_uint8
-    from ggo.predict import load_segmenter, model_settings
-    from ggo.viz import OUTCOME_RGB, film_dice
+    from ggo.ship.predict import load_segmenter, model_settings
+    from ggo.evaluation.viz import OUTCOME_RGB, film_dice
 
     root = make_synthetic_dataset(tmp_path / "ds", n_images=5, n_patients=5, image_size=80, seed=4)
     out = tmp_path / "docs" / "figure.png"
@@ -250,7 +250,7 @@ def test_training_and_logging_the_model_print_no_third_party_warnings(tiny_sweep
 
 @pytest.mark.slow
 def test_a_generator_trained_in_mixed_bfloat16_predicts_in_float32_on_cpu(tiny_sweep: TinySweep, tmp_path: Path) -> None:
-    from ggo.predict import load_segmenter, predict_files
+    from ggo.ship.predict import load_segmenter, predict_files
 
     run = tiny_sweep.children["unet"]
     assert run.data.tags["ggo.precision"] == PRECISION == "mixed_bfloat16"
@@ -286,7 +286,7 @@ def test_folders_are_walked_for_image_files_and_missing_inputs_are_reported(tmp_
 
 
 def test_scores_use_true_masks_matched_by_stem_and_skip_other_sizes(tmp_path: Path) -> None:
-    from ggo.predict import Prediction, score, truth_from_folder
+    from ggo.ship.predict import Prediction, score, truth_from_folder
 
     truth = np.zeros((10, 10), np.uint8)
     truth[:, :5] = 255  # left half is GGO
@@ -314,7 +314,7 @@ def test_predict_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
 
 
 def test_pooled_scores_weigh_each_image_as_the_models_grid_does_and_dice_is_per_image() -> None:
-    from ggo.predict import Prediction, score
+    from ggo.ship.predict import Prediction, score
 
     small_truth = np.zeros((10, 10), np.uint8)
     small_truth[:, :5] = 1
@@ -340,7 +340,7 @@ def test_pooled_scores_weigh_each_image_as_the_models_grid_does_and_dice_is_per_
 
 def test_split_selects_the_protocols_patients_and_rejects_unknown_splits(tmp_path: Path) -> None:
     from ggo.data import split_patients
-    from ggo.predict import main, split_members
+    from ggo.ship.predict import main, split_members
 
     patients = {f"img{i}.png": f"p{i // 2}" for i in range(20)}  # two images per patient
     test = split_members(patients, "test")

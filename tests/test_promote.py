@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from ggo.promote import PromotionError, promote, report
+from ggo.ship.promote import PromotionError, promote, report
 from sweep_fixture import TinySweep, copy_store, subprocess_env, tiny_sweep  # noqa: F401 - fixture
 
 
@@ -143,7 +143,7 @@ def test_failed_runs_and_runs_without_a_model_are_never_promoted(tiny_sweep: Tin
 @pytest.mark.slow
 def test_a_sweep_parent_that_logged_an_ensemble_model_can_be_promoted(tiny_sweep: TinySweep, tmp_path: Path) -> None:
     """What a cross-validation parent will do: log the fold ensemble as its own ``model``."""
-    from ggo.serving import log_segmenter
+    from ggo.serving.model import log_segmenter
 
     uri = copy_store(tiny_sweep, tmp_path / "store")
     mlflow.set_tracking_uri(uri)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ggo import tracking
-from ggo.runs import main
+from ggo.tracking.clean import main
 from ggo.tracking.liveness import HEARTBEAT_TAG, HOST_TAG, PID_TAG
 from sweep_fixture import subprocess_env, tiny_sweep  # noqa: F401 - fixture
 

@@ -41,7 +41,7 @@ def test_the_sweep_callback_hands_its_run_ids_to_a_job_in_a_fresh_process(tmp_pa
     import cloudpickle
 
     from ggo.config import compose
-    from ggo.sweep import MlflowSweepCallback
+    from ggo.sweeps.callback import MlflowSweepCallback
 
     for key in SWEEP_ENV_KEYS:
         monkeypatch.setenv(key, "")  # restored (removed) when the test ends

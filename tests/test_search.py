@@ -251,7 +251,7 @@ def test_the_sweeper_leaves_mlflow_and_the_parent_run_to_ggo_sweep() -> None:
 
 
 def test_the_sweep_callback_attaches_the_search_results_to_its_parent_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ggo.sweep import MlflowSweepCallback
+    from ggo.sweeps.callback import MlflowSweepCallback
 
     for key in ("GGO_PARENT_RUN_ID", "GGO_SWEEP_ID", "GGO_SWEEP_OVERRIDES", "MLFLOW_TRACKING_URI"):
         monkeypatch.setenv(key, "")  # removed again when the test ends

@@ -21,7 +21,7 @@ import mlflow
 import pytest
 
 from ggo import tracking
-from ggo.runs import main as runs_main
+from ggo.tracking.clean import main as runs_main
 from ggo.tracking.server import LIMITS, apply_limits
 from helpers import tiny_overrides
 from live_server import MlflowServer, assert_children_complete

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ggo.serving import _decode_row
+from ggo.serving.model import _decode_row
 
 
 def b64(data: bytes) -> str:

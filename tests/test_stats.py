@@ -1,4 +1,4 @@
-"""Known answers for the patient bootstrap and the paired test (ggo.stats)."""
+"""Known answers for the patient bootstrap and the paired test (ggo.evaluation.stats)."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from ggo.stats import paired_difference, patient_bootstrap_ci, wilcoxon_patients
+from ggo.evaluation.stats import paired_difference, patient_bootstrap_ci, wilcoxon_patients
 
 
 def test_bootstrap_resamples_patients_not_films():
@@ -86,7 +86,7 @@ def test_bad_inputs_are_named():
 def test_ranking_uncertainty_marks_rows_inside_the_noise():
     import pandas as pd
 
-    from ggo.scores import ranking_uncertainty
+    from ggo.evaluation.scores import ranking_uncertainty
 
     def table(dice):
         return pd.DataFrame({"image": [f"i{k}" for k in range(20)], "patient": [f"p{k // 2}" for k in range(20)],
@@ -100,7 +100,7 @@ def test_ranking_uncertainty_marks_rows_inside_the_noise():
     assert ranked.loc["low", "delta_ci_high"] < 0 < ranked.loc["close", "delta_ci_high"]
     assert ranked.loc["top", "ci_low"] < (base + 0.2).mean() < ranked.loc["top", "ci_high"]
     # a sweep stopped before any run finished ranks nothing, and says so per row
-    from ggo.scores import uncertainty_columns
+    from ggo.evaluation.scores import uncertainty_columns
 
     empty = ranking_uncertainty({"a": None}, [], "val")
     assert uncertainty_columns(["a"], empty) == {"dice 95% CI": [""], "vs top (paired 95% CI)": ["n/a"]}

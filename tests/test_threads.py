@@ -28,15 +28,15 @@ def test_a_thread_count_that_cannot_apply_fails_before_any_data_is_read(override
         validate(to_dict(compose(overrides)))
 
 
-# The job's own setup (ggo.experiment.prepare), then what TensorFlow runs with: its configured
+# The job's own setup (ggo.training.experiment.prepare), then what TensorFlow runs with: its configured
 # pools, and the threads its intra-op pool really started (named tf_Compute, one per core by
 # default: 2 on this project's machine) once it has run ops.
 _JOB = """
 import json, os, sys, warnings
 from ggo.config import compose, to_dict
-from ggo.experiment import prepare
+from ggo.training.experiment import prepare
 from ggo.tracking import Tracker
-from ggo.threads import ThreadLimitError, tensorflow_threads
+from ggo.runtime.threads import ThreadLimitError, tensorflow_threads
 
 def job(threads):
     cfg = to_dict(compose(sys.argv[1:] + [f"train.threads={threads}"]))

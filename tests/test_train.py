@@ -227,7 +227,7 @@ def float32_afterwards():
 
 def test_sparse_validation_same_pass_and_auto_precision_run_logs_what_ran(tmp_path: Path, tracking_uri: str, float32_afterwards) -> None:
     from ggo.config import compose, to_dict
-    from ggo.experiment import run_job
+    from ggo.training.experiment import run_job
     from ggo.training.precision import resolve_precision
 
     overrides = [
@@ -269,7 +269,7 @@ def test_train_ema_averages_the_generator_only_and_each_schedule_spans_its_own_u
     import numpy as np
 
     from ggo.config import compose, to_dict
-    from ggo.experiment import RunData, build_gan
+    from ggo.training.experiment import RunData, build_gan
     from ggo.tracking import open_tracker
     from ggo.training import for_backend
 

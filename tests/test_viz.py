@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ggo import viz
+from ggo.evaluation import viz
 from helpers import assert_outcomes_painted
 
 GRAY = 100

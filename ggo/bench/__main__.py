@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ggo.backend import BACKENDS, select_backend
+from ggo.runtime.backend import BACKENDS, select_backend
 from ggo.bench import BenchConfigError, BenchOptions, run_bench
 
 EPILOG = """\

@@ -29,7 +29,7 @@ def measure_inference(
     workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Images/s of the logged pyfunc model's ``predict`` over ``n_files`` image paths."""
-    # MLflow advises type hints on predict each time it defines the model class (ggo.serving
+    # MLflow advises type hints on predict each time it defines the model class (ggo.serving.model
     # leaves them out on purpose). Its own decorator puts a "once" filter in front of any
     # ignore filter, so drop the advice where it is shown instead.
     shown = warnings.showwarning
@@ -49,9 +49,9 @@ def _measure(resolution, gen, gen_opts, n_files, image_size, repeats, workdir) -
     import keras
 
     from ggo.data import make_synthetic_dataset
-    from ggo.serving import export_generator
+    from ggo.serving.model import export_generator
     from ggo.models import build_generator
-    from ggo.serving import log_segmenter
+    from ggo.serving.model import log_segmenter
     from ggo.tracking import MlflowTracker, load_pyfunc
     from ggo.training import set_random_seed
 

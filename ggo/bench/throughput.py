@@ -2,7 +2,7 @@
 
 ggo is timed on its real path: each grid row composes the config a run with those settings
 composes (``ggo.config.compose``, plus any ``--set KEY=VALUE`` overrides) and builds and compiles
-the GAN the way a run does (``ggo.experiment.build_gan``), so any ``train.*`` option that changes
+the GAN the way a run does (``ggo.training.experiment.build_gan``), so any ``train.*`` option that changes
 the step is benchmarked by naming it. The step runs through ``GAN.fit`` (its ``train_step`` as Keras
 runs it, with the ``RaiseOnNonFinite`` callback ``GAN.fit`` adds) over a ``tf.data`` dataset that
 repeats one synthetic batch, so the numbers are the step's cost, not the input pipeline's.
@@ -194,7 +194,7 @@ def _build_gan(cfg: dict[str, Any], images: np.ndarray) -> Any:
     """ggo's GAN built and compiled by the function a run uses, from the row's config."""
     import keras
 
-    from ggo.experiment import RunData, build_gan  # the run's own builder: every train.* option counts
+    from ggo.training.experiment import RunData, build_gan  # the run's own builder: every train.* option counts
     from ggo.tracking import Tracker
     from ggo.training import for_backend
 

@@ -146,7 +146,7 @@ class Cache:
 
     def ggo_free_split(self, fold: int, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
         """``{"val", "test"}``: the GGO-free films of fold ``fold``'s val patients and of the test
-        patients (scored for predicted GGO area, :mod:`ggo.ggo_free`; never for dice)."""
+        patients (scored for predicted GGO area, :mod:`ggo.evaluation.ggo_free`; never for dice)."""
         labels, free = self._labels(fold), self.ggo_free
         return self._splits({"val": (labels == fold_name(int(fold))) & free, "test": (labels == TEST) & free}, aux_heads)
 

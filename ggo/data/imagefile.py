@@ -1,6 +1,6 @@
 """Reading one image file, refusing the ones a decoder would only half read.
 
-Every image and mask ggo decodes (the dataset reader, ``data=folder``, ``ggo.predict``, its
+Every image and mask ggo decodes (the dataset reader, ``data=folder``, ``ggo.ship.predict``, its
 ``--truth`` masks, and the served model's base64 films) goes through :func:`read_image_file`, so
 they all accept and refuse the same files.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-MAX_PIXELS = 100_000_000  # ggo.predict and the served model refuse larger inputs: decoding one takes gigabytes
+MAX_PIXELS = 100_000_000  # ggo.ship.predict and the served model refuse larger inputs: decoding one takes gigabytes
 
 _PILLOW_LOCK = threading.Lock()  # guards the temporary change of Pillow's global pixel limit
 

@@ -100,7 +100,7 @@ def build_generator(
         in_channels: input channels (1 for grayscale X-rays).
         lung_head: also predict the lungs: a second logit channel from the same decoder,
             trained on the lung annotations and used at inference as a prior that suppresses
-            GGO outside the lungs (``ggo.inference.predict_probs``). The same as
+            GGO outside the lungs (``ggo.evaluation.inference.predict_probs``). The same as
             ``aux_heads=["lungs"]``.
         aux_heads: auxiliary outputs, one logit channel each after GGO, in this order (names in
             :data:`ggo.heads.AUX_HEADS`: lungs, heart, airways, consolidation, devices). They

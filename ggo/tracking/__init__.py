@@ -1,4 +1,4 @@
-"""The only package that talks to MLflow (``ggo.serving`` defines the logged model itself).
+"""The only package that talks to MLflow (``ggo.serving.model`` defines the logged model itself).
 
 One module per job: :mod:`~ggo.tracking.store` (which store, the one client factory
 :func:`client_for`, experiments, and :func:`fluent_scope`, the single workaround for the calls

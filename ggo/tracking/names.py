@@ -9,5 +9,5 @@ ROLE_TAG = "ggo.role"
 SWEEP_TAG = "ggo.sweep_id"
 ERROR_TAG = "ggo.error"
 
-MODEL_NAME = "model"  # what ggo.experiment logs each run's segmenter as
-CHAMPION = "champion"  # the registry alias ggo.predict and serving load by default
+MODEL_NAME = "model"  # what ggo.training.experiment logs each run's segmenter as
+CHAMPION = "champion"  # the registry alias ggo.ship.predict and serving load by default

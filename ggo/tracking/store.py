@@ -137,7 +137,7 @@ def fluent_scope(uri: str, run_id: str | None = None) -> Iterator[Any]:
     The run is pushed onto MLflow's active-run stack without ``start_run``/``end_run``, which would
     flip its status (RUNNING, then FINISHED with an end time) in the middle of a job; the owner of
     the run still sets its final status. A lock serialises scopes between threads, and the
-    environment variables ``set_tracking_uri`` exports (and ``ggo.sweep`` hands to its jobs) are
+    environment variables ``set_tracking_uri`` exports (and ``ggo.sweeps.callback`` hands to its jobs) are
     put back as they were. The block runs under :func:`guard`.
     """
     import mlflow

@@ -23,7 +23,7 @@ import importlib
 import sys
 from typing import Any, Callable
 
-from ggo.backend import require_backend
+from ggo.runtime.backend import require_backend
 
 # backend -> (module of the GAN and its make_gan, the GAN's class name, input pipeline module)
 _MODULES = {
@@ -63,9 +63,9 @@ class Trainer:
 def for_backend(name: str, *, by: str | None = None) -> Trainer:
     """The GAN class, ``make_gan`` and input pipeline that train on the Keras backend ``name``.
 
-    Call it once per process, after :func:`ggo.backend.select_backend`. Raises ``ValueError``
+    Call it once per process, after :func:`ggo.runtime.backend.select_backend`. Raises ``ValueError``
     for a backend ggo does not train on and ``RuntimeError`` when this process's Keras runs
-    another one (:func:`ggo.backend.require_backend`; ``by`` names the caller's setting in that
+    another one (:func:`ggo.runtime.backend.require_backend`; ``by`` names the caller's setting in that
     message). Off TensorFlow it also keeps Keras from importing TensorFlow
     (:func:`keep_keras_off_tensorflow`); the JAX pieces never import it themselves.
     """

@@ -180,8 +180,8 @@ class EpochLogger(keras.callbacks.Callback):
 
     def log_overlays(self, step: int, tag: str = "") -> None:
         """Input | truth | prediction | both, for the fixed val images, at ``step``."""
-        from ggo.inference import predict_probs
-        from ggo.viz import overlay_grid
+        from ggo.evaluation.inference import predict_probs
+        from ggo.evaluation.viz import overlay_grid
 
         gate = {"lung_gate": self.lung_gate} if self.lung_gate else {}
         probs = predict_probs(self.model.generator, self.images, **gate)

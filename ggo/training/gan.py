@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ggo.losses import adversarial_loss
+from ggo.training.losses import adversarial_loss
 from ggo.training.gan_base import LOSS_NAMES, GANBase  # noqa: F401  (LOSS_NAMES re-exported)
 
 

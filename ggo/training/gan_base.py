@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 
 from ggo.heads import LUNGS, model_heads
-from ggo.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss, loss_term
-from ggo.metrics import SegmentationMetrics
+from ggo.training.losses import ADVERSARIAL_MODES, adversarial_loss, heads_loss, loss_term
+from ggo.evaluation.metrics import SegmentationMetrics
 from ggo.training.callbacks import RaiseOnNonFinite
 from ggo.training.ema import GeneratorEMA
 
@@ -123,7 +123,7 @@ class GANBase(keras.Model):
             adversarial_weight: weight of the generator's adversarial term.
             l1_weight, bce_weight, dice_weight: segmentation loss weights (pix2pix: L1 100).
             lung_weight: weight of the lung head's BCE (a generator with ``lung_head``, trained
-                on (B, R, R, 3) targets: GGO, lungs, lung weight; see ``ggo.losses``).
+                on (B, R, R, 3) targets: GGO, lungs, lung weight; see ``ggo.training.losses``).
             aux_weights: the BCE weight of each other auxiliary head of the generator, by name
                 (``{"heart": 100.0}``; see ``ggo.heads``); the lungs' is ``lung_weight``.
             adversarial_mode: ``bce`` or ``lsgan``.

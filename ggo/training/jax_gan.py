@@ -46,8 +46,8 @@ import jax
 import keras
 from keras import ops
 
-from ggo.backend import require_backend
-from ggo.losses import adversarial_loss
+from ggo.runtime.backend import require_backend
+from ggo.training.losses import adversarial_loss
 from ggo.training.gan_base import LOSS_NAMES, GANBase  # noqa: F401  (LOSS_NAMES re-exported)
 
 # SegmentationMetrics asks for float64 counters; JAX (without jax_enable_x64) keeps them in

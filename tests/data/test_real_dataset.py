@@ -111,7 +111,7 @@ def test_real_films_that_train_each_auxiliary_head(loaded) -> None:
 def test_predict_split_test_is_the_test_set_training_scores(real_root: Path, loaded) -> None:
     """`python -m ggo.predict ... --score $GGO_DATA --split test` must pick the 18 GGO films a run's
     test/* scored, although the dataset now also holds 7 GGO-free films (other patients)."""
-    from ggo.predict import split_members, truth_from_dataset
+    from ggo.ship.predict import split_members, truth_from_dataset
 
     patients: dict[str, str] = {}
     truth = truth_from_dataset(real_root, patients)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ggo.heads import model_heads
-from ggo.inference import predict_probs, sigmoid
-from ggo.metrics import evaluate
+from ggo.evaluation.inference import predict_probs, sigmoid
+from ggo.evaluation.metrics import evaluate
 from ggo.models import build_generator, generator_from_config
 from ggo.training import for_backend
 

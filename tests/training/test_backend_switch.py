@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ggo.training
-from ggo.backend import require_backend
+from ggo.runtime.backend import require_backend
 from ggo.training import Trainer, for_backend, set_random_seed
 from test_jax_backend import jax_env, result, run_jax_script  # noqa: F401  (jax_env is a fixture)
 

@@ -325,8 +325,8 @@ def lung_scenes(n=16, size=32, seed=0, unannotated=0.0):
 
 
 def test_lung_head_learns_lungs_from_annotated_images_only_and_gates_ggo_outside_them():
-    from ggo.inference import predict_probs
-    from ggo.metrics import evaluate
+    from ggo.evaluation.inference import predict_probs
+    from ggo.evaluation.metrics import evaluate
 
     x, t = lung_scenes(16, unannotated=0.75)  # 12 of 16 images say nothing about their lungs
     vx, vt = lung_scenes(8, seed=1)

@@ -284,7 +284,7 @@ def test_backend_is_a_train_option_defaulting_to_tensorflow_and_checked_at_compo
 
 
 def test_a_process_whose_keras_runs_on_tensorflow_refuses_train_backend_jax(monkeypatch):
-    from ggo.backend import select_backend
+    from ggo.runtime.backend import select_backend
 
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     select_backend("tensorflow")  # what keras already runs: fine

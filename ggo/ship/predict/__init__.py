@@ -34,10 +34,10 @@ Examples::
 
 from __future__ import annotations
 
-from ggo.predict.cli import build_parser, main
-from ggo.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, collect_inputs, load_image, outcome_overlay, overlay
-from ggo.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
-from ggo.predict.segment import CSV_COLUMNS, DEFAULT_MODEL, Prediction, load_segmenter, model_settings, predict_files
+from ggo.ship.predict.cli import build_parser, main
+from ggo.ship.predict.files import IMAGE_SUFFIXES, MAX_PIXELS, collect_inputs, load_image, outcome_overlay, overlay
+from ggo.ship.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
+from ggo.ship.predict.segment import CSV_COLUMNS, DEFAULT_MODEL, Prediction, load_segmenter, model_settings, predict_files
 
 __all__ = [
     "CSV_COLUMNS",

@@ -2,6 +2,6 @@
 
 import sys
 
-from ggo.predict.cli import main
+from ggo.ship.predict.cli import main
 
 sys.exit(main())

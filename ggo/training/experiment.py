@@ -19,10 +19,10 @@ import keras
 import numpy as np
 
 from ggo.config import flatten, validate
-from ggo.evaluation import EvalSettings, evaluate_splits, per_image_scores
-from ggo.ggo_free import area_metrics, log_ggo_free, score_ggo_free
+from ggo.evaluation.evaluate import EvalSettings, evaluate_splits, per_image_scores
+from ggo.evaluation.ggo_free import area_metrics, log_ggo_free, score_ggo_free
 from ggo.heads import LUNGS, resolve_heads
-from ggo.scores import log_per_image
+from ggo.evaluation.scores import log_per_image
 from ggo.tracking import Tracker, open_tracker, record_failure
 from ggo.training.callbacks import BestGenerator, EarlyStoppingOnValidation, EpochLogger, validation_epochs
 
@@ -118,7 +118,7 @@ def _loss_label(loss: Mapping[str, Any], *, adversarial: bool = True) -> str:
 class RunData:
     """The fold's splits (each with ``images``, ``masks``, ``names``, ``targets()``) and resolution.
     ``val``/``test`` hold GGO films only; ``val_ggo_free``/``test_ggo_free`` the GGO-free films
-    of val and test patients (scored for predicted GGO area, :mod:`ggo.ggo_free`)."""
+    of val and test patients (scored for predicted GGO area, :mod:`ggo.evaluation.ggo_free`)."""
 
     train: Any
     val: Any
@@ -167,7 +167,7 @@ def prepare(config: Mapping[str, Any], tracker: Tracker) -> RunData:
 
     t = config["train"]
     trainer = for_backend(t.get("backend", "tensorflow"))  # raises unless Keras runs that backend
-    from ggo.threads import limit_threads  # train.threads: set before TensorFlow starts its thread pools
+    from ggo.runtime.threads import limit_threads  # train.threads: set before TensorFlow starts its thread pools
     limit_threads(t.get("threads"), backend=trainer.backend)
     tracker.set_tags({"ggo.backend": trainer.backend})
     policy = set_precision(t["precision"])
@@ -301,7 +301,7 @@ def resume(config: Mapping[str, Any], tracker: Tracker, gan: Any, data: RunData)
 def evaluate_best(
     config: Mapping[str, Any], tracker: Tracker, fitted: Fitted, data: RunData
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Score the best checkpoint on the full val and test sets (:mod:`ggo.evaluation`); log the
+    """Score the best checkpoint on the full val and test sets (:mod:`ggo.evaluation.evaluate`); log the
     final metrics and the best epoch's overlays. Returns the metrics and the raw probability maps."""
     settings = EvalSettings.from_config(config.get("eval"))
     splits = {"val": data.val, "test": data.test}
@@ -325,7 +325,7 @@ def log_outputs(
     config: Mapping[str, Any], tracker: Tracker, fitted: Fitted, data: RunData, probs: Mapping[str, np.ndarray], workdir: Path
 ) -> None:
     """The probability maps, curves and history as artifacts, and the generator as a served model."""
-    from ggo.viz import curves_figure
+    from ggo.evaluation.viz import curves_figure
 
     preds_path = workdir / "probabilities.npz"
     np.savez_compressed(
@@ -339,7 +339,7 @@ def log_outputs(
     history = {k: [v if math.isfinite(v) else None for v in values] for k, values in fitted.logger.history.items()}
     tracker.log_dict(history, "history.json")
     if config["tracking"].get("enabled") and config["tracking"].get("log_model", True):
-        from ggo.serving import export_generator, log_segmenter, serving_config
+        from ggo.serving.model import export_generator, log_segmenter, serving_config
 
         model_path = export_generator(fitted.gan.generator, config["gen"], data.resolution, workdir / "generator.keras")
         log_segmenter(tracker, [model_path], serving_config(config), workdir / "model")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ggo.config import defaults
-from ggo.postprocess import MASK_LEVEL
+from ggo.evaluation.postprocess import MASK_LEVEL
 
 THRESHOLD = defaults("eval")["threshold"]
 
@@ -70,7 +70,7 @@ def outcome_overlay(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha:
 
 def film_dice(truth: np.ndarray, pred: np.ndarray) -> float:
     """The per-image Dice of the evaluation protocol (1 when both masks are empty)."""
-    from ggo.metrics import dice_from_counts
+    from ggo.evaluation.metrics import dice_from_counts
 
     counts = {k: float(v.sum()) for k, v in outcome_masks(truth, pred).items()}
     return float(dice_from_counts(np.float32(counts["TP"]), np.float32(counts["FP"]), np.float32(counts["FN"])))

@@ -1,6 +1,6 @@
 """Reading ``predict``'s inputs: folders walked for images, each file read by the one image reader
 (:mod:`ggo.data.imagefile`: truncated files and oversized images refused before decoding), and
-the overlay PNG drawn on the original X-ray (through :mod:`ggo.viz`): the mask alone, or where the
+the overlay PNG drawn on the original X-ray (through :mod:`ggo.evaluation.viz`): the mask alone, or where the
 truth is known, TP / FP / FN in three colours."""
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str | None]]
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Read one input for the model (:func:`ggo.serving.read_image`): refused with a reason when
+    """Read one input for the model (:func:`ggo.serving.model.read_image`): refused with a reason when
     empty, truncated, not an image, smaller than 2 x 2 or over :data:`MAX_PIXELS` (checked from
     the header, before decoding)."""
-    from ggo.serving import read_image
+    from ggo.serving.model import read_image
 
     return read_image(path)
 
@@ -59,19 +59,19 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndar
     import cv2
 
     from ggo.data import to_grayscale_uint8
-    from ggo.viz import overlay as tint
+    from ggo.evaluation.viz import overlay as tint
 
     bgr = cv2.cvtColor(to_grayscale_uint8(image), cv2.COLOR_GRAY2BGR)
     return tint(bgr, mask.astype(bool), RED_BGR, alpha, thickness=max(1, round(max(mask.shape) / 400)), outline_holes=True)
 
 
 def outcome_overlay(image: np.ndarray, truth: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
-    """The X-ray in gray (BGR) with TP, FP and FN in their colours (:func:`ggo.viz.outcome_picture`):
+    """The X-ray in gray (BGR) with TP, FP and FN in their colours (:func:`ggo.evaluation.viz.outcome_picture`):
     ``title`` in a band above, the colour key in a band below."""
     import cv2
 
     from ggo.data import to_grayscale_uint8
-    from ggo.viz import outcome_picture
+    from ggo.evaluation.viz import outcome_picture
 
     rgb = cv2.cvtColor(to_grayscale_uint8(image), cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(outcome_picture(rgb, truth, mask, title), cv2.COLOR_RGB2BGR)

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ggo.predict.files import collect_inputs, load_image, outcome_overlay, overlay, unique_stem
+from ggo.ship.predict.files import collect_inputs, load_image, outcome_overlay, overlay, unique_stem
 
 DEFAULT_MODEL = "models:/ggo-segmenter@champion"
 CSV_COLUMNS = ("file", "ggo_fraction", "height", "width", "status", "error", "mask", "overlay", "dice")
@@ -61,15 +61,15 @@ def load_segmenter(model_uri: str = DEFAULT_MODEL, tracking_uri: str | None = No
     if not hasattr(segmenter, "probabilities"):
         raise RuntimeError(
             f"{model_uri} is a {type(segmenter).__name__}, not a ggo segmenter: pass --model with a model "
-            f"logged by ggo.train (runs:/<run id>/model) or registered by ggo.promote"
+            f"logged by ggo.train (runs:/<run id>/model) or registered by ggo.ship.promote"
         )
     return segmenter
 
 
 def model_settings(segmenter: Any) -> Any:
-    """The :class:`ggo.evaluation.EvalSettings` a segmenter ships with (the schema's defaults for
+    """The :class:`ggo.evaluation.evaluate.EvalSettings` a segmenter ships with (the schema's defaults for
     what its ``preprocess.json`` lacks)."""
-    from ggo.evaluation import EvalSettings
+    from ggo.evaluation.evaluate import EvalSettings
 
     return EvalSettings.from_config(getattr(segmenter, "config", {}))
 
@@ -91,7 +91,7 @@ def predict_files(
     holds a mask of the image's size, the overlay shows TP / FP / FN (:func:`outcome_overlay`) under
     the file name and its dice, and the row gets the dice. Returns one :class:`Prediction` per input.
     """
-    from ggo.viz import film_dice
+    from ggo.evaluation.viz import film_dice
 
     import cv2
 

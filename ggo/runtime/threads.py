@@ -41,7 +41,7 @@ def tensorflow_threads() -> tuple[int, int]:
 def limit_threads(threads: int | None, *, backend: str = "tensorflow") -> int | None:
     """Give this process's TensorFlow ``threads`` intra-op and inter-op threads (``train.threads``).
 
-    Call it before the job runs any TensorFlow op (``ggo.experiment.prepare`` does, right after
+    Call it before the job runs any TensorFlow op (``ggo.training.experiment.prepare`` does, right after
     choosing the backend). Returns the count set, or None when ``threads`` is 0/None (TensorFlow's
     default: one thread per core) or the backend is not TensorFlow.
 

@@ -3,7 +3,7 @@
 Pairs the films two runs both scored (their ``scores/per_image.csv``), and for each run against
 the first prints the mean dice of each, the paired mean difference, a 95% bootstrap interval that
 resamples patients, and a Wilcoxon signed-rank p-value on per-patient mean differences
-(:mod:`ggo.stats`). A run is a run id, a sweep or cross-validation parent id, or ``champion``.
+(:mod:`ggo.evaluation.stats`). A run is a run id, a sweep or cross-validation parent id, or ``champion``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Sequence
 import pandas as pd
 
 from ggo import tracking
-from ggo.scores import ARTIFACT, read_table
-from ggo.stats import N_RESAMPLES, SEED, Paired, paired_difference
+from ggo.evaluation.scores import ARTIFACT, read_table
+from ggo.evaluation.stats import N_RESAMPLES, SEED, Paired, paired_difference
 
 SPLITS = ("oof", "test", "val")
 

@@ -1,10 +1,10 @@
 """Evaluation: the one predict -> postprocess -> score path.
 
 Every number ggo reports about its masks comes from here: a run's final ``val/*`` and ``test/*``
-and a resumed Hyperband trial's ``val/dice_resumed`` (:mod:`ggo.experiment`), a cross-validation
+and a resumed Hyperband trial's ``val/dice_resumed`` (:mod:`ggo.training.experiment`), a cross-validation
 sweep's fold ensemble and the post-processing it chooses on the validation folds
-(:mod:`ggo.sweep`), ``predict --score`` (:mod:`ggo.predict`), and the shipped model's masks
-(:mod:`ggo.serving`). The settings (:class:`EvalSettings`: threshold, minimum component size, flip
+(:mod:`ggo.sweeps.callback`), ``predict --score`` (:mod:`ggo.ship.predict`), and the shipped model's masks
+(:mod:`ggo.serving.model`). The settings (:class:`EvalSettings`: threshold, minimum component size, flip
 test-time augmentation) default to the config schema's ``eval`` section, the only place those
 defaults are written.
 
@@ -21,9 +21,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ggo.config import defaults
-from ggo.inference import ensemble_probs, predict_probs
-from ggo.metrics import METRIC_NAMES, dice_from_counts, evaluate, pooled_from_counts
-from ggo.postprocess import MASK_LEVEL, THRESHOLDS, candidate_sizes, postprocess_probs
+from ggo.evaluation.inference import ensemble_probs, predict_probs
+from ggo.evaluation.metrics import METRIC_NAMES, dice_from_counts, evaluate, pooled_from_counts
+from ggo.evaluation.postprocess import MASK_LEVEL, THRESHOLDS, candidate_sizes, postprocess_probs
 
 _DEFAULTS = defaults("eval")
 
@@ -37,7 +37,7 @@ def _value(choice: Any) -> str:
 class EvalSettings:
     """How probability maps become masks: ``prob > threshold``, then predicted components smaller
     than ``min_component_px`` (model pixels) dropped; ``tta_flip`` also predicts the mirrored image;
-    ``lung_gate`` says how a lung head gates GGO (:func:`ggo.inference.gated_probs`)."""
+    ``lung_gate`` says how a lung head gates GGO (:func:`ggo.evaluation.inference.gated_probs`)."""
 
     threshold: float = _DEFAULTS["threshold"]
     min_component_px: int = _DEFAULTS["min_component_px"]
@@ -78,7 +78,7 @@ def postprocess(probs: np.ndarray, settings: EvalSettings) -> np.ndarray:
 
 
 def score(masks: np.ndarray, probs: np.ndarray, settings: EvalSettings) -> dict[str, float]:
-    """The protocol's metrics (:data:`ggo.metrics.METRIC_NAMES`) of raw ``probs`` against ``masks``,
+    """The protocol's metrics (:data:`ggo.evaluation.metrics.METRIC_NAMES`) of raw ``probs`` against ``masks``,
     after :func:`postprocess`, at ``settings.threshold``."""
     return evaluate(masks, postprocess(probs, settings), settings.threshold)
 
@@ -99,12 +99,12 @@ def evaluate_splits(
 
 
 def per_image_scores(splits: Mapping[str, Any], probs: Mapping[str, np.ndarray], settings: EvalSettings) -> Any:
-    """One row per film of every non-empty split (:mod:`ggo.scores`): the masks :func:`score`
+    """One row per film of every non-empty split (:mod:`ggo.evaluation.scores`): the masks :func:`score`
     scores, so each split's mean ``dice`` is its ``<split>/dice``. Each split needs ``names``,
     ``patients`` and ``masks``; ``probs`` are its raw maps."""
     import pandas as pd
 
-    from ggo.scores import COLUMNS, per_image_table
+    from ggo.evaluation.scores import COLUMNS, per_image_table
 
     tables = [
         per_image_table(split.names, split.patients, name, split.masks, masks_of(probs[name], settings))

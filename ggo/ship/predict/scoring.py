@@ -9,8 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ggo.config import defaults
-from ggo.predict.files import IMAGE_SUFFIXES
-from ggo.predict.segment import Prediction
+from ggo.ship.predict.files import IMAGE_SUFFIXES
+from ggo.ship.predict.segment import Prediction
 
 _SPLIT = defaults("data")
 _THRESHOLD = defaults("eval")["threshold"]
@@ -95,9 +95,9 @@ def score(
     ``resolution`` (the model's, and its ``fit``) each image's counts are weighted as the model's
     grid weighs them (every image the same size, padding counted as true negatives), so the numbers
     match a run's ``test/*``. Without it, every original pixel counts once, and large films dominate.
-    (:func:`ggo.evaluation.score_original_size` computes them.)
+    (:func:`ggo.evaluation.evaluate.score_original_size` computes them.)
     """
-    from ggo.evaluation import score_original_size
+    from ggo.evaluation.evaluate import score_original_size
 
     pairs, scored, unmatched = [], [], []
     for pred in results:

@@ -1,12 +1,12 @@
 """Cross-validation sweeps: fold statistics, the fold ensemble, out-of-fold scores, the CV summary.
 
 A sweep over ``data.fold`` (``+sweeps=cv``, the champion preset) ends here (:func:`summarize_cv`,
-called by :func:`ggo.sweep.summarize`). For each configuration: mean and std over folds of every
+called by :func:`ggo.sweeps.callback.summarize`). For each configuration: mean and std over folds of every
 ``val/*`` and ``test/*`` metric; the fold ensemble (mean of the folds' probability maps) scored on
 the test patients after the threshold and small-component size chosen on the validation folds
 only; and the **out-of-fold** per-image scores, every non-test film scored by the fold model that
 did not train on it, with the same chosen post-processing. GGO-free films are scored the same way
-for predicted GGO area (``oof/ggo_free_area``, ``test/ggo_free_area``: :mod:`ggo.ggo_free`).
+for predicted GGO area (``oof/ggo_free_area``, ``test/ggo_free_area``: :mod:`ggo.evaluation.ggo_free`).
 
 Several seeds per fold (``data.fold=0,1,2,3,4 train.seed=0,1``) make one configuration with more
 ensemble members: every fold's model is then the mean of its seed models' probability maps (for
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ggo import tracking
-from ggo.sweep import to_markdown
+from ggo.sweeps.callback import to_markdown
 
 #: Params that differ between the folds of one configuration (everything else must match), and
 #: the per-head counts of a run's training films (``data.n_train_<head>``, e.g. ``data.n_train_lungs``:
@@ -151,8 +151,8 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
     import yaml
 
     from ggo.data import prepare_from_config
-    from ggo.evaluation import EvalSettings, choose_postprocess, masks_of, score
-    from ggo.scores import per_image_table
+    from ggo.evaluation.evaluate import EvalSettings, choose_postprocess, masks_of, score
+    from ggo.evaluation.scores import per_image_table
 
     cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
     config = yaml.safe_load(Path(cfg_path).read_text())
@@ -196,7 +196,7 @@ def _row(objective: str, runs: list[Any], stats: dict[str, float], ens: Ensemble
 def with_uncertainty(table: Any, per_image: dict[str, Any], sort_by: str) -> Any:
     """``table`` (one row per configuration, column ``config``) sorted by ``sort_by``, with the
     out-of-fold 95% CI of each row's dice and whether it can be told apart from the top row."""
-    from ggo.scores import ranking_uncertainty, uncertainty_columns
+    from ggo.evaluation.scores import ranking_uncertainty, uncertainty_columns
 
     table = table.sort_values(sort_by, ascending=False, na_position="last").reset_index(drop=True)
     keys = list(table["config"])
@@ -252,7 +252,7 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     """The fold runs of the one cross-validation configuration under ``parent_run_id`` and their
     config (the first run's ``config.yaml``, downloaded under ``workdir``). A parent with no
     configuration or several raises a ValueError that says how many. A run made by ``python -m
-    ggo.join`` has no children: its runs are those of the parents it joined."""
+    ggo.sweeps.join`` has no children: its runs are those of the parents it joined."""
     import yaml
 
     joined = tracking.get_run(uri, parent_run_id).data.tags.get(JOINED_TAG)
@@ -314,13 +314,13 @@ def fold_generators(uri: str, runs: list[Any], workdir: str | Path) -> list[tupl
 
 
 def ggo_free_scores(folds: list[tuple[int, list[Path]]], cache: Any, settings: Any) -> Any:
-    """The GGO-free films' rows (:mod:`ggo.ggo_free`): ``oof``, each fold's val GGO-free films by
+    """The GGO-free films' rows (:mod:`ggo.evaluation.ggo_free`): ``oof``, each fold's val GGO-free films by
     that fold's model (the one that did not train on them); ``test``, the test patients' GGO-free
     films by the ensemble of all folds. ``folds``: :func:`fold_generators`. No GGO-free film in the
     cache: an empty table, and no model is loaded."""
     import keras
 
-    from ggo.ggo_free import combine, score_ggo_free
+    from ggo.evaluation.ggo_free import combine, score_ggo_free
 
     if not cache.ggo_free.any():
         return combine([])
@@ -336,10 +336,10 @@ def ggo_free_scores(folds: list[tuple[int, list[Path]]], cache: Any, settings: A
 def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ens: Ensemble, tmp: str) -> None:
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
     from ggo.data import prepare_from_config
-    from ggo.evaluation import EvalSettings
-    from ggo.ggo_free import area_metrics, log_ggo_free
-    from ggo.scores import log_per_image
-    from ggo.serving import log_segmenter, serving_config
+    from ggo.evaluation.evaluate import EvalSettings
+    from ggo.evaluation.ggo_free import area_metrics, log_ggo_free
+    from ggo.evaluation.scores import log_per_image
+    from ggo.serving.model import log_segmenter, serving_config
 
     first = runs[0].data.tags
     tags = {k: first[k] for k in ("gen", "disc", "loss", "resolution", "data") if k in first}

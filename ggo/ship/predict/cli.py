@@ -1,4 +1,4 @@
-"""``python -m ggo.predict``: the command line (see :mod:`ggo.predict` for what it writes)."""
+"""``python -m ggo.predict``: the command line (see :mod:`ggo.ship.predict` for what it writes)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ggo.config import defaults
-from ggo.predict.files import IMAGE_SUFFIXES, collect_inputs
-from ggo.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
-from ggo.predict.segment import DEFAULT_MODEL, load_segmenter, model_settings, predict_files
+from ggo.ship.predict.files import IMAGE_SUFFIXES, collect_inputs
+from ggo.ship.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
+from ggo.ship.predict.segment import DEFAULT_MODEL, load_segmenter, model_settings, predict_files
 
 _SPLIT = defaults("data")
 _THRESHOLD = defaults("eval")["threshold"]
@@ -19,7 +19,7 @@ _THRESHOLD = defaults("eval")["threshold"]
 
 def add_protocol_arguments(parser: argparse.ArgumentParser, title: str, description: str) -> argparse._ArgumentGroup:
     """``--split``, ``--split-seed``, ``--test-fraction`` and ``--folds``: which films of the
-    evaluation protocol's seeded patient split (:func:`ggo.predict.split_members`)."""
+    evaluation protocol's seeded patient split (:func:`ggo.ship.predict.split_members`)."""
     protocol = parser.add_argument_group(title, description)
     protocol.add_argument("--split", default=None, metavar="NAME", help="test, or fold0 .. fold<folds-1>")
     protocol.add_argument("--split-seed", type=int, default=_SPLIT["seed"], help="data.seed of the runs (default: %(default)s)")

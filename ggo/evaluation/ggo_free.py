@@ -2,9 +2,9 @@
 
 The figure is ``<split>/ggo_free_area``: over the GGO-free films of a split, the mean fraction of
 the model grid's pixels predicted GGO, after the same post-processing and threshold as the GGO
-metrics (:func:`ggo.evaluation.masks_of`). 0 is perfect; lower is better. Dice has nothing to say
+metrics (:func:`ggo.evaluation.evaluate.masks_of`). 0 is perfect; lower is better. Dice has nothing to say
 about a film without GGO, so these films never enter ``val/*``/``test/*`` dice or
-``scores/per_image.csv`` (what :mod:`ggo.compare` pairs): their rows go to ``scores/ggo_free.csv``
+``scores/per_image.csv`` (what :mod:`ggo.evaluation.compare` pairs): their rows go to ``scores/ggo_free.csv``
 (``image, patient, split, pred_fraction``). ``split`` is ``val`` or ``test`` for one training run;
 a cross-validation parent logs ``oof`` (each fold's val films by that fold's model) and ``test``
 (its fold ensemble), as it does for the per-image scores.
@@ -43,7 +43,7 @@ def area_metrics(table: pd.DataFrame) -> dict[str, float]:
 def score_ggo_free(generators: Any, splits: Mapping[str, Any], settings: Any) -> pd.DataFrame:
     """Predict the GGO-free films of each split (``{"val": split, ...}``, each with ``images``,
     ``names``, ``patients``) with a generator or a fold ensemble, and tabulate :func:`area_table`."""
-    from ggo.evaluation import masks_of, predict
+    from ggo.evaluation.evaluate import masks_of, predict
 
     tables = [
         area_table(split.names, split.patients, name, masks_of(predict(generators, split.images, settings), settings))

@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ggo import compare, tracking
-from ggo.candidates import Candidate, PromotionError, better, describe_skipped, find_candidates, finite
+from ggo import tracking
+from ggo.evaluation import compare
+from ggo.sweeps.candidates import Candidate, PromotionError, better, describe_skipped, find_candidates, finite
 
 METRIC_PREFIXES = ("val/", "test/")
 
@@ -61,7 +62,7 @@ class PromotionResult:
     forced: bool = False
     reason: str = ""
     reused: bool = False
-    versus_previous: str = ""  # the paired difference to the champion it replaces (ggo.compare)
+    versus_previous: str = ""  # the paired difference to the champion it replaces (ggo.evaluation.compare)
     paired: Any = None
 
     @property

@@ -23,7 +23,7 @@ def per_image_table(
 ) -> pd.DataFrame:
     """The rows of one split. ``masks`` and ``predictions`` are (N, H, W[, 1]) binary {0, 1}
     (predictions already thresholded and post-processed)."""
-    from ggo.metrics import confusion_per_image, dice_from_counts
+    from ggo.evaluation.metrics import confusion_per_image, dice_from_counts
 
     if len(names) != len(patients) or len(names) != len(masks) or masks.shape != predictions.shape:
         raise ValueError(
@@ -93,7 +93,7 @@ def ranking_uncertainty(tables: Mapping[str, pd.DataFrame | None], order: Sequen
     the films both scored; ``vs_top``: ``top``, ``worse`` (the interval excludes 0), ``noise``
     (it does not: this row cannot be told apart from the top one), or ``n/a``.
     """
-    from ggo.stats import paired_difference, patient_bootstrap_ci
+    from ggo.evaluation.stats import paired_difference, patient_bootstrap_ci
 
     def rows_of(key: str) -> pd.DataFrame | None:
         table = tables.get(key)

@@ -1,7 +1,7 @@
 """Postprocessing of predicted masks (numpy and OpenCV): the threshold and small-component removal.
 
-Both are chosen on validation folds only (``ggo.evaluation.choose_postprocess``, from
-``ggo.cv.summarize_cv``), never on the test patients; these are the candidates.
+Both are chosen on validation folds only (``ggo.evaluation.evaluate.choose_postprocess``, from
+``ggo.sweeps.cv.summarize_cv``), never on the test patients; these are the candidates.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def find_stale(uri: str, *, stale_after_minutes: float = STALE_AFTER_MINUTES, ex
 def clean(uri: str, stale: Sequence[Stale]) -> None:
     """Mark each stale run KILLED with its reason."""
     for run in stale:
-        tracking.set_run_tags(uri, run.run_id, {tracking.ERROR_TAG: f"stale run marked KILLED by ggo.runs clean: {run.reason}"})
+        tracking.set_run_tags(uri, run.run_id, {tracking.ERROR_TAG: f"stale run marked KILLED by ggo.tracking.clean clean: {run.reason}"})
         tracking.set_status(uri, run.run_id, "KILLED")
 
 

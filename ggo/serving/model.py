@@ -12,13 +12,13 @@ Inputs ``predict`` accepts:
   (0/1), or probability maps with ``params={"output": "probability"}``; a bad input raises;
 - a pandas DataFrame with an ``image_b64`` column (base64 of an image file's bytes: what the REST
   server receives) or a ``path`` column -> a DataFrame with one row per input row, answered per
-  film as ``ggo.predict`` does: ``status`` ``ok`` with ``mask_png_b64``, ``ggo_fraction``,
+  film as ``ggo.ship.predict`` does: ``status`` ``ok`` with ``mask_png_b64``, ``ggo_fraction``,
   ``height``, ``width``, or ``status`` ``error`` with a short ``error`` (those four null). A
   request wrong as a whole (no such column) raises :class:`RequestError`, which the server
   answers with HTTP 400 and the reason alone.
 
 Every file is read by :func:`ggo.data.imagefile.read_image_file`, so a truncated JPEG or PNG is
-refused here as in ``ggo.predict`` and the dataset reader.
+refused here as in ``ggo.ship.predict`` and the dataset reader.
 """
 
 from __future__ import annotations
@@ -116,18 +116,18 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
         keys = sorted(k for k in arts if k.startswith("generator"))
         self.generators = [keras.models.load_model(arts[k], compile=False) for k in keys]
 
-    # Plain method so tests and ggo.predict can call it without MLflow's wrapper.
+    # Plain method so tests and ggo.ship.predict can call it without MLflow's wrapper.
     @property
     def settings(self) -> Any:
-        """The model's :class:`ggo.evaluation.EvalSettings` (threshold, min component, flip TTA)."""
-        from ggo.evaluation import EvalSettings
+        """The model's :class:`ggo.evaluation.evaluate.EvalSettings` (threshold, min component, flip TTA)."""
+        from ggo.evaluation.evaluate import EvalSettings
 
         return EvalSettings.from_config(self.config)
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image: the mean probability map of the ensemble at the image's original size."""
         from ggo.data import preprocess, restore_mask
-        from ggo.evaluation import postprocess, predict
+        from ggo.evaluation.evaluate import postprocess, predict
 
         p, settings = self.config, self.settings
         out: list[np.ndarray] = []
@@ -200,7 +200,7 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
 def serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a shipped model needs of a run's config (``preprocess.json``): the preprocessing, the
     generator's name and the ``eval`` settings (the schema's defaults for keys the config lacks)."""
-    from ggo.evaluation import EvalSettings
+    from ggo.evaluation.evaluate import EvalSettings
 
     p = config["preprocess"]
     ev = EvalSettings.from_config(config.get("eval"))
@@ -280,7 +280,7 @@ def log_segmenter(tracker: Any, generator_paths: Sequence[str | Path], preproces
         tracker.log_model(
             python_model=str(Path(__file__).resolve()),  # models-from-code: no pickled object in the model
             artifacts=artifacts,
-            code_paths=[str(Path(__file__).resolve().parent)],
+            code_paths=[str(Path(__file__).resolve().parents[1])],  # the whole ggo package
             pip_requirements=pip_requirements(),
             signature=model_signature(preprocess_config),
         )

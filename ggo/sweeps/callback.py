@@ -196,7 +196,7 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
     """
     import pandas as pd
 
-    from ggo.viz import sweep_figure
+    from ggo.evaluation.viz import sweep_figure
 
     children = tracking.child_runs(uri, parent_run_id)
     rows = []
@@ -243,7 +243,7 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
         parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
     parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
     parent.detach()
-    from ggo.cv import cross_validation_groups, summarize_cv
+    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
 
     cv_groups = cross_validation_groups(children)
     if cv_groups:
@@ -261,7 +261,7 @@ def with_uncertainty(uri: str, table: Any, objective: str) -> Any:
     ``val/dice`` objective: it is the mean of the per-image scores these intervals resample."""
     if objective != "val/dice" or not len(table):
         return table
-    from ggo.scores import ranking_uncertainty, uncertainty_columns
+    from ggo.evaluation.scores import ranking_uncertainty, uncertainty_columns
 
     finished = table[table["status"] == "FINISHED"]
     per_image = {run_id: _per_image(uri, run_id) for run_id in finished["run_id"]}
@@ -278,7 +278,7 @@ def _per_image(uri: str, run_id: str) -> Any:
     """A run's per-image scores, or None when it logged none (runs of older ggo versions)."""
     import tempfile
 
-    from ggo.scores import ARTIFACT, read_table
+    from ggo.evaluation.scores import ARTIFACT, read_table
 
     try:
         return read_table(str(tracking.download_artifact(uri, run_id, ARTIFACT, tempfile.mkdtemp(prefix="ggo-scores-"))))
