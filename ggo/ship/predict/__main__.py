@@ -1,4 +1,4 @@
-"""``python -m ggo.predict``."""
+"""``python -m ggo.ship.predict`` (also ``python -m ggo.predict``)."""
 
 import sys
 
