@@ -27,6 +27,7 @@ from ggo import tracking
 from ggo.runtime import interrupts
 from ggo.runtime.backend import select_backend
 from ggo.sweeps import callback as sweep
+from ggo.tracking.ui import print_ui_hint
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -50,7 +51,7 @@ def task(cfg: DictConfig) -> float:
         raise_errors=not multirun,
     )
     if not multirun and cfg.tracking.enabled:
-        sweep.print_ui_hint(tracking.resolve_uri(cfg.tracking.uri))
+        print_ui_hint(tracking.resolve_uri(cfg.tracking.uri))
     return value
 
 

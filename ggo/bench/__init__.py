@@ -29,15 +29,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ggo.bench.errors import BenchConfigError  # re-exported: raised by run_bench
+
 # Pairs of windows, seconds a window lasts at least, untimed warm-up steps. The full run's
 # windows are what a verdict needs to steer by; quick ones give an indicative verdict only.
 QUICK_WINDOWS, QUICK_WINDOW_S, QUICK_WARMUP = 5, 1.5, 1
 FULL_WINDOWS, FULL_WINDOW_S, FULL_WARMUP = 10, 3.0, 2
 
 
-class BenchConfigError(ValueError):
-    """A bench option that cannot run: a ``--set`` that does not compose or validate, a missing
-    baseline checkout. Raised before anything is timed."""
 
 
 @dataclasses.dataclass

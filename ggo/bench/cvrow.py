@@ -79,7 +79,7 @@ def way_command(way: str, opts: CvRowOptions, workdir: Path, repeat: int = 0) ->
 
 def check_checkout(path: str) -> Path:
     """The ggo checkout at ``path`` (resolved), or :class:`ggo.bench.BenchConfigError`."""
-    from ggo.bench import BenchConfigError
+    from ggo.bench.errors import BenchConfigError
 
     root = Path(path).expanduser().resolve()
     if not (root / "ggo" / "train.py").is_file() or not (root / "conf" / "config.yaml").is_file():

@@ -20,11 +20,10 @@ from ggo.data.cache import (
     Split,
     cache_config,
     cache_key,
-    check_dataset,
     dataset_digest,
     open_cache,
-    prepare_cache,
 )
+from ggo.data.prepare import check_dataset, prepare_cache
 from ggo.data.audit import format_summary
 from ggo.data.folder import FolderDataError, index_folder, iter_folder_records
 from ggo.data.preprocess import (

@@ -34,10 +34,10 @@ import pandas as pd
 
 from ggo.data.audit import format_summary  # noqa: F401  re-exported
 from ggo.data.preprocess import check_fit, check_resolution
+from ggo.data.folder import folder_digest
 from ggo.data.records import FOLDER, LUNG_SIDES, check_root, dataset_layout
 from ggo.data.split import TEST, check_split_args, fold_name
 from ggo.heads import CLASS_HEADS, LUNGS, head_known, resolve_heads  # noqa: F401  CLASS_HEADS: re-exported
-from ggo.paths import default_cache_dir
 
 CACHE_VERSION = 3  # 2: GGO-free films (ggo_free column); 3: class_<head>.npy, classes/unmasked columns. Bump when the cache's content changes for the same inputs
 COMPLETE = "COMPLETE"
@@ -187,8 +187,6 @@ def dataset_digest(root: str | Path, layout: str | None = None) -> str:
     metadata.csv, and the relative path, size and modification time of every file under images/
     and masks/. Folder layout: the content of every file (:func:`ggo.data.folder.folder_digest`)."""
     if dataset_layout(root, layout) == FOLDER:
-        from ggo.data.folder import folder_digest
-
         return folder_digest(root)
     root = check_root(root)
     digest = hashlib.sha256()
@@ -261,51 +259,3 @@ def open_cache(path: str | Path) -> Cache:
     summary = json.loads((path / "summary.json").read_text())
     config = json.loads((path / "config.json").read_text())
     return Cache(path=path, manifest=manifest, summary=summary, config=config)
-
-
-def check_dataset(root: str | Path, layout: str | None = None) -> tuple[Path, str]:
-    """``(root, layout)`` once the dataset's structure is checked: a missing GeneralBlockchain
-    copy says how to get it; a folder dataset is indexed (:func:`ggo.data.folder.index_folder`),
-    so a bad layout fails before any pixel is read."""
-    layout = dataset_layout(root, layout)
-    if layout == FOLDER:
-        from ggo.data.folder import index_folder
-
-        return index_folder(root).root, layout
-    return check_root(root), layout
-
-
-def prepare_cache(
-    root: str | Path,
-    *,
-    resolution: int,
-    fit: str = "pad",
-    clahe: bool = False,
-    clahe_clip: float = 2.0,
-    seed: int = 0,
-    test_fraction: float = 0.2,
-    folds: int = 5,
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-    layout: str | None = None,
-) -> Cache:
-    """The cache for this dataset and config, built on first use and reused after.
-
-    ``root`` is the dataset (see :func:`~ggo.data.load_records`); ``resolution``, ``fit``,
-    ``clahe``, ``clahe_clip`` are :func:`~ggo.data.preprocess`'s; ``seed``, ``test_fraction``,
-    ``folds`` are :func:`~ggo.data.split_patients`'s. ``cache_dir`` defaults to ``$GGO_CACHE``,
-    else ``<project>/data/cache``. ``progress`` shows a tqdm bar while building. ``layout``:
-    ``generalblockchain`` or ``folder`` (None: detected, see :func:`~ggo.data.records.dataset_layout`).
-    """
-    root, layout = check_dataset(root, layout)
-    config = cache_config(
-        root, resolution=resolution, fit=fit, clahe=clahe, clahe_clip=clahe_clip,
-        seed=seed, test_fraction=test_fraction, folds=folds, layout=layout,
-    )  # fmt: skip
-    base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
-    path = base / cache_key(config)
-    if is_complete(path):
-        return open_cache(path)
-    from ggo.data.cache_build import build  # it imports this module
-
-    return build(root, config, path, progress, layout)

@@ -1,7 +1,7 @@
 """Building a data cache (:mod:`ggo.data.cache`): read every record, bring it to the cache's grid,
 audit it, split the patients, write the arrays and manifest atomically.
 
-:func:`build` is what :func:`ggo.data.cache.prepare_cache` calls when no complete cache matches the
+:func:`build` is what :func:`ggo.data.prepare.prepare_cache` calls when no complete cache matches the
 config; everything else here is its steps.
 """
 

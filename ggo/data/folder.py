@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ggo.data.imagefile import ImageFileError, read_image_file
-from ggo.data.records import LUNG_SIDES, LoadReport, Record, read_image
+from ggo.data.film import LUNG_SIDES, LoadReport, Record, read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 PATIENTS_CSV = "patients.csv"

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ggo.data.film import DataWarning
+
 
 def _warn(message: str) -> None:
-    from ggo.data.records import DataWarning  # it imports this module
-
     warnings.warn(message, DataWarning, stacklevel=3)
 
 

@@ -21,96 +21,22 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ggo.data.film import LUNG_SIDES, DataWarning, LoadReport, Record, read_image  # noqa: F401  re-exported
+from ggo.data.folder import iter_folder_records
 from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.patients import read_patient_ids
-from ggo.data.preprocess import to_grayscale_uint8
 from ggo.heads import CLASS_HEADS, HEAD_CLASSES
 
 GGO_CLASS = "Ground Glass Opacities"
 LUNG_CLASSES = {"Left Lung": "left", "Right Lung": "right"}
-LUNG_SIDES = ("left", "right")
 STRUCTURE_COLUMNS = ("Template Name", "Filename", "Mask", "Top", "Left", "Width", "Height")
 GENERALBLOCKCHAIN, FOLDER = "generalblockchain", "folder"
 LAYOUTS = (GENERALBLOCKCHAIN, FOLDER)  # the on-disk layouts iter_records reads
-
-
-class DataWarning(UserWarning):
-    """A problem in the dataset that was worked around (file skipped, crop clipped, ...)."""
-
-
-@dataclass
-class Record:
-    """One image with its GGO annotation, all at the image's native size.
-
-    ``image`` is (H, W) uint8 grayscale; ``mask`` (H, W) bool is the union of every GGO crop;
-    ``lungs`` (H, W) bool is the union of the Left Lung and Right Lung crops, or None when neither
-    side is annotated; ``lung_sides`` says which sides were ("left", "right"). ``source`` is the
-    image file it was read from. ``ggo_free``: a film annotated without any GGO (``mask`` all
-    False): a negative, kept out of the GGO metrics and scored for its predicted GGO area instead.
-    ``classes`` holds the other annotated classes an auxiliary head
-    can learn, (H, W) bool by head name (``heart``, ``airways``, ``consolidation``, ``devices``:
-    see :data:`ggo.heads.HEAD_CLASSES`); a class the film has no annotation of is absent.
-    ``unmasked``: the heads with a class marked on the film without a mask (structure.csv rows
-    with no ``Mask``: 13 Monitoring Probes rows of GGO films): their target is unknown there.
-    """
-
-    name: str
-    patient_id: str
-    image: np.ndarray
-    mask: np.ndarray
-    lungs: np.ndarray | None = None
-    lung_sides: tuple[str, ...] = ()
-    source: Path | None = None
-    ggo_free: bool = False
-    classes: dict[str, np.ndarray] = field(default_factory=dict)
-    unmasked: frozenset[str] = frozenset()
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(height, width) of the image."""
-        return self.image.shape[0], self.image.shape[1]
-
-
-@dataclass
-class LoadReport:
-    """What :func:`load_records` had to work around. Pass one in to have it filled.
-
-    ``skipped``: (file, reason) for every unreadable image or mask (an image whose GGO mask is
-    unreadable is skipped as a whole: a partial target would be a wrong target).
-    ``clipped``: (mask file, detail) for every crop cut to fit its image.
-    ``own_patient``: images without a metadata row, each made its own patient.
-    ``warnings``: (image, message) for everything else noticed (size disagreements, ...).
-    ``ggo_free``: GGO-free films (folder layout: images without a mask; GeneralBlockchain: images
-    annotated in structure.csv with other classes only). The folder layout adds: ``notes`` (one
-    line each about the whole dataset), ``thresholded`` (masks with several grey levels, cut at half
-    their maximum), ``ignored`` (files that are not images), ``lungs_expected`` (False when the
-    dataset has no lung masks at all, so a missing side is no anomaly).
-    """
-
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    clipped: list[tuple[str, str]] = field(default_factory=list)
-    own_patient: list[str] = field(default_factory=list)
-    warnings: list[tuple[str, str]] = field(default_factory=list)
-    clipped_images: set[str] = field(default_factory=set)
-    notes: list[str] = field(default_factory=list)
-    ggo_free: list[str] = field(default_factory=list)
-    thresholded: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    lungs_expected: bool = True
-
-    @property
-    def n_skipped(self) -> int:
-        return len(self.skipped)
-
-    @property
-    def n_clipped(self) -> int:
-        return len(self.clipped)
 
 
 def missing_data_message(root: Path, what: str = "GGO data") -> str:
@@ -159,18 +85,6 @@ def read_structure(root: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks the columns {missing}; found {list(table.columns)}")
     return table
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An (H, W) uint8 grayscale image. Raises :class:`~ggo.data.imagefile.ImageFileError` (or
-    FileNotFoundError) naming the file when it cannot be used: empty, truncated, not an image."""
-    data = read_image_file(path, max_pixels=None)
-    if data.ndim < 2 or data.shape[0] < 2 or data.shape[1] < 2:
-        raise ImageFileError(str(path), f"an image of shape {data.shape} is too small: need at least 2 x 2 pixels")
-    try:
-        return to_grayscale_uint8(data)
-    except (ValueError, TypeError) as exc:
-        raise ImageFileError(str(path), f"cannot be made a grayscale image ({exc})") from None
 
 
 def read_crop(path: Path) -> np.ndarray:
@@ -253,8 +167,6 @@ def iter_records(root: str | Path, report: LoadReport | None = None, layout: str
     ``layout`` is ``generalblockchain`` or ``folder``; None detects it (:func:`dataset_layout`).
     """
     if dataset_layout(root, layout) == FOLDER:
-        from ggo.data.folder import iter_folder_records  # it imports this module
-
         return iter_folder_records(root, report)
     return _iter_generalblockchain(check_root(root), report)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ggo.data.atomic import atomic_directory
-from ggo.data.cache import Cache, prepare_cache
+from ggo.data.cache import Cache
+from ggo.data.prepare import prepare_cache
 from ggo.data.records import FOLDER, GENERALBLOCKCHAIN
 from ggo.paths import default_cache_dir, default_data_root
 

@@ -12,7 +12,6 @@ sweep dir; the callback attaches it to the parent run too.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -22,12 +21,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ggo import tracking
+from ggo.sweeps.summary import summarize
 from ggo.tracking.liveness import process_tags
+from ggo.tracking.ui import print_ui_hint
 
 #: Failed or killed jobs of the last sweep driven by this process (read by ``ggo.train.main``).
 LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None}
-
-SUMMARY_COLUMNS = ("val/dice", "val/precision", "val/recall", "test/dice", "test/precision", "test/recall")
 
 
 class MlflowSweepCallback(Callback):
@@ -156,148 +155,3 @@ def _unrecorded_note(parent_run_id: str, exc: Exception) -> None:
         f"RUNNING; what its jobs recorded is in the store",
         file=sys.stderr, flush=True,
     )  # fmt: skip
-
-
-def ui_page(uri: str, run_id: str | None = None, *, parent: bool = False, objective: str = "val/dice") -> str:
-    """The MLflow UI page (hash route) to open: a sweep's runs in the Model training view, ranked
-    by ``objective`` (``parent=True``), or one run's page. MLflow 3 opens an experiment in its
-    GenAI view unless ``workflowType=machine_learning`` is given."""
-    from urllib.parse import urlencode
-
-    if not run_id:
-        return ""
-    experiment = tracking.experiment_of(uri, run_id)
-    if not parent:
-        return f"/#/experiments/{experiment}/runs/{run_id}"
-    query = {
-        "workflowType": "machine_learning",
-        "searchFilter": f"tags.mlflow.parentRunId = '{run_id}'",
-        "orderByKey": f"metrics.`{objective}`",
-        "orderByAsc": "false",
-    }
-    return f"/#/experiments/{experiment}/runs?" + urlencode(query)
-
-
-def print_ui_hint(uri: str, run_id: str | None = None, *, parent: bool = False, objective: str = "val/dice") -> None:
-    """Tell the user how to look at what was recorded."""
-    page = ui_page(uri, run_id, parent=parent, objective=objective)
-    if uri.startswith(("http://", "https://")):
-        print(f"[ggo] browse the runs at {uri.rstrip('/')}{page}")
-    else:
-        print(f"[ggo] browse the runs:  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
-        if page:
-            print(f"[ggo] then open http://127.0.0.1:5000{page}")
-
-
-def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> int:
-    """Rank the children of ``parent_run_id`` by ``objective``; log the table and the curves.
-
-    Returns the number of children that did not finish (FAILED, KILLED or still RUNNING).
-    """
-    import pandas as pd
-
-    from ggo.evaluation.viz import sweep_figure
-
-    children = tracking.child_runs(uri, parent_run_id)
-    rows = []
-    curves = []
-    for run in children:
-        m, tags = run.data.metrics, run.data.tags
-        duration = ((run.info.end_time or 0) - (run.info.start_time or 0)) / 1000 if run.info.end_time else float("nan")
-        row = {
-            "run": run.info.run_name,
-            "status": run.info.status,
-            objective: m.get(objective, float("nan")),
-            **{k: m.get(k, float("nan")) for k in SUMMARY_COLUMNS if k != objective},
-            "gen": tags.get("gen", ""),
-            "disc": tags.get("disc", ""),
-            "loss": tags.get("loss", ""),
-            "resolution": tags.get("resolution", ""),
-            "fold": tags.get("fold", ""),
-            "epochs": m.get("train/epochs_run", float("nan")),
-            "minutes": duration / 60,
-            "error": tags.get(tracking.ERROR_TAG, ""),
-            "run_id": run.info.run_id,
-        }
-        rows.append(row)
-        curves.append((run.info.run_name, tracking.metric_history(uri, run.info.run_id, "val/dice")))
-    table = pd.DataFrame(rows)
-    failed = 0
-    if len(table):
-        table = table.sort_values(objective, ascending=False, na_position="last").reset_index(drop=True)
-        table.insert(0, "rank", range(1, len(table) + 1))
-        failed = int((table["status"] != "FINISHED").sum())
-        table = with_uncertainty(uri, table, objective)
-    # The curves plot skips the extra final point (the best checkpoint's re-evaluation).
-    curves = [(name, values[:-1] if len(values) > 1 else values) for name, values in curves]
-
-    parent = tracking.MlflowTracker.resume(uri, parent_run_id)
-    parent.log_text(table.to_csv(index=False), "summary.csv")
-    parent.log_text(to_markdown(table), "summary.md")
-    if curves:
-        parent.log_figure(sweep_figure(curves, metric="val/dice"), "val_dice_curves.png")
-    finished = table[table["status"] == "FINISHED"] if len(table) else table
-    if len(finished):
-        best = finished.iloc[0]
-        parent.log_metrics({f"best/{objective}": float(best[objective])})
-        parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
-    parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
-    parent.detach()
-    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
-
-    cv_groups = cross_validation_groups(children)
-    if cv_groups:
-        summarize_cv(uri, parent_run_id, cv_groups, objective=objective)
-    tracking.set_status(uri, parent_run_id, "FINISHED" if failed == 0 else "FAILED")
-    print("\n[ggo] sweep summary (sorted by %s)\n%s\n" % (objective, to_markdown(table)), flush=True)
-    if failed:
-        print(f"[ggo] {failed} of {len(table)} jobs did not finish; see the 'error' column and each run's error.txt", flush=True)
-    return failed
-
-
-def with_uncertainty(uri: str, table: Any, objective: str) -> Any:
-    """Add the 95% CI of each run's ``val/dice`` (patients resampled) and whether it can be told
-    apart from the top FINISHED run (paired, on the val films both scored). Only for the
-    ``val/dice`` objective: it is the mean of the per-image scores these intervals resample."""
-    if objective != "val/dice" or not len(table):
-        return table
-    from ggo.evaluation.scores import ranking_uncertainty, uncertainty_columns
-
-    finished = table[table["status"] == "FINISHED"]
-    per_image = {run_id: _per_image(uri, run_id) for run_id in finished["run_id"]}
-    keys = list(table["run_id"])
-    ranked = ranking_uncertainty(per_image, list(finished["run_id"]), "val")
-    columns = uncertainty_columns(keys, ranked)
-    at = table.columns.get_loc(objective) + 1
-    table.insert(at, "vs top (paired 95% CI)", columns["vs top (paired 95% CI)"])
-    table.insert(at, "val/dice 95% CI", columns["dice 95% CI"])
-    return table
-
-
-def _per_image(uri: str, run_id: str) -> Any:
-    """A run's per-image scores, or None when it logged none (runs of older ggo versions)."""
-    import tempfile
-
-    from ggo.evaluation.scores import ARTIFACT, read_table
-
-    try:
-        return read_table(str(tracking.download_artifact(uri, run_id, ARTIFACT, tempfile.mkdtemp(prefix="ggo-scores-"))))
-    except Exception:  # noqa: BLE001 - a missing artifact: the row gets no interval
-        return None
-
-
-def to_markdown(table: Any) -> str:
-    """A GitHub-markdown table (floats to 4 places) without extra dependencies."""
-    if table is None or len(table) == 0:
-        return "(no runs)"
-    cols = [c for c in table.columns if c != "run_id"]
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.4f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c]) for c in cols) + " |")
-    return "\n".join(lines)

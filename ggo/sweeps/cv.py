@@ -1,7 +1,7 @@
 """Cross-validation sweeps: fold statistics, the fold ensemble, out-of-fold scores, the CV summary.
 
 A sweep over ``data.fold`` (``+sweeps=cv``, the champion preset) ends here (:func:`summarize_cv`,
-called by :func:`ggo.sweeps.callback.summarize`). For each configuration: mean and std over folds of every
+called by :func:`ggo.sweeps.summary.summarize`). For each configuration: mean and std over folds of every
 ``val/*`` and ``test/*`` metric; the fold ensemble (mean of the folds' probability maps) scored on
 the test patients after the threshold and small-component size chosen on the validation folds
 only; and the **out-of-fold** per-image scores, every non-test film scored by the fold model that
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ggo import tracking
-from ggo.sweeps.callback import to_markdown
+from ggo.sweeps.tables import to_markdown
 
 #: Params that differ between the folds of one configuration (everything else must match), and
 #: the per-head counts of a run's training films (``data.n_train_<head>``, e.g. ``data.n_train_lungs``:
