@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SHARED_STORE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("tiny_sweep"))
+
+@pytest.fixture(autouse=True)
+def _float32_between_tests() -> Iterator[None]:
+    """Each test starts with Keras' float32 policy. A run in this process sets the global dtype
+    policy (``train.precision=auto`` is ``mixed_bfloat16`` on a CPU with native bfloat16), and a
+    later test's freshly built model would otherwise compute in bfloat16."""
+    yield
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
