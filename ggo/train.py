@@ -43,7 +43,7 @@ def task(cfg: DictConfig) -> float:
     if os.environ.get(tracking.SWEEP_ENV):
         tags[tracking.SWEEP_TAG] = os.environ[tracking.SWEEP_ENV]
     value = run_job(
-        _config.to_dict(cfg),
+        _config.typed(cfg),
         run_name=run_name(overrides, os.environ.get(tracking.SWEEP_OVERRIDES_ENV) if multirun else None),
         tags=tags,
         parent_run_id=os.environ.get(tracking.PARENT_ENV) if multirun else None,

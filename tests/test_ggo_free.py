@@ -48,12 +48,12 @@ def test_area_table_of_no_film_is_empty_and_has_no_metric() -> None:
 
 @pytest.mark.parametrize("train_ggo_free", [False, True])
 def test_train_ggo_free_adds_only_the_train_patients_ggo_free_films_to_training(tmp_path: Path, train_ggo_free: bool) -> None:
-    from ggo.config import compose, to_dict
-    from ggo.training.experiment import prepare
+    from ggo.config import compose, typed
     from ggo.tracking import Tracker
+    from ggo.training.experiment import Run, prepare
 
-    cfg = to_dict(compose([*tiny_overrides(tmp_path), "data.n_ggo_free=6", f"data.train_ggo_free={str(train_ggo_free).lower()}"]))
-    data = prepare(cfg, Tracker())
+    cfg = typed(compose([*tiny_overrides(tmp_path), "data.n_ggo_free=6", f"data.train_ggo_free={str(train_ggo_free).lower()}"]))
+    data = prepare(Run.of(cfg, Tracker()))
     free = [n for n in data.train.names if n.startswith("synthetic-free-")]
     scored = set(data.val_ggo_free.names) | set(data.test_ggo_free.names)
     assert len(data.val_ggo_free.names) > 0 and not any(n.startswith("synthetic-free-") for n in data.val.names + data.test.names)
@@ -62,6 +62,6 @@ def test_train_ggo_free_adds_only_the_train_patients_ggo_free_films_to_training(
         assert not np.asarray(data.train.masks[[data.train.names.index(n) for n in free]]).any()  # empty targets
     else:
         assert free == []
-    ggo_only = prepare(to_dict(compose(tiny_overrides(tmp_path))), Tracker())
+    ggo_only = prepare(Run.of(compose(tiny_overrides(tmp_path)), Tracker()))
     assert [n for n in data.train.names if n not in free] == ggo_only.train.names  # the GGO films are the same
     assert data.val.names == ggo_only.val.names and data.test.names == ggo_only.test.names

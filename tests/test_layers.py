@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"core", "runtime", "tracking", "data", "models", "evaluation", "serving", "training"},
     "entry": {"core", "runtime", "tracking", "data", "models", "evaluation", "serving", "training", "sweeps", "ship", "bench"},
 }
-CORE = {"config", "paths", "heads"}
+CORE = {"config", "paths", "heads"}  # ggo/config/ is a package of the core
 #: Top-level modules that are commands: ``train`` (the Hydra entry point) and the thin
 #: ``python -m ggo.X`` shims over modules that live in a stage package.
 ENTRY = {"train", "promote", "predict", "compare", "join", "runs", "report"}
@@ -46,7 +46,7 @@ def stage(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "face"
-    if len(parts) == 2 and parts[1] in CORE:
+    if parts[1] in CORE:
         return "core"
     if len(parts) == 2 and parts[1] in ENTRY:
         return "entry"

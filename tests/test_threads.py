@@ -33,14 +33,14 @@ def test_a_thread_count_that_cannot_apply_fails_before_any_data_is_read(override
 # default: 2 on this project's machine) once it has run ops.
 _JOB = """
 import json, os, sys, warnings
-from ggo.config import compose, to_dict
-from ggo.training.experiment import prepare
+from ggo.config import compose, typed
+from ggo.training.experiment import Run, prepare
 from ggo.tracking import Tracker
 from ggo.runtime.threads import ThreadLimitError, tensorflow_threads
 
 def job(threads):
-    cfg = to_dict(compose(sys.argv[1:] + [f"train.threads={threads}"]))
-    return prepare(cfg, Tracker())
+    cfg = typed(compose(sys.argv[1:] + [f"train.threads={threads}"]))
+    return prepare(Run.of(cfg, Tracker()))
 
 job(1)
 import tensorflow as tf

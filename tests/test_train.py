@@ -268,21 +268,21 @@ def test_speed_options_out_of_range_are_refused_before_any_data(tmp_path: Path, 
 def test_train_ema_averages_the_generator_only_and_each_schedule_spans_its_own_updates(tmp_path: Path) -> None:
     import numpy as np
 
-    from ggo.config import compose, to_dict
-    from ggo.training.experiment import RunData, build_gan
+    from ggo.config import compose, typed
     from ggo.tracking import open_tracker
     from ggo.training import for_backend
+    from ggo.training.experiment import Run, RunData, build_gan
 
     overrides = [*tiny_overrides(tmp_path), "train.ema=0.9", "train.lr_schedule=cosine", "train.d_steps=2", "train.epochs=3"]
-    config = to_dict(compose(overrides))
+    config = typed(compose(overrides))
     data = RunData(np.zeros((20, 1)), None, None, 64, for_backend("tensorflow"))  # 20 films, batch 8: 3 steps an epoch
-    gan = build_gan(config, open_tracker(config["tracking"], run_name="t", tags={}), data)
+    gan = build_gan(Run.of(config, open_tracker(config.tracking, run_name="t", tags={})), data)
     g, d = gan.g_optimizer, gan.d_optimizer
     assert g.use_ema and g.ema_momentum == pytest.approx(0.9) and not d.use_ema
     # After the run's 9 generator steps (18 discriminator updates) both rates reach 0 (cosine).
     g.iterations.assign(9)
     d.iterations.assign(9)
     assert float(g.learning_rate) == pytest.approx(0.0, abs=1e-9)
-    assert float(d.learning_rate) == pytest.approx(0.5 * float(config["train"]["d_lr"]), rel=1e-5)  # half way
+    assert float(d.learning_rate) == pytest.approx(0.5 * config.train.d_lr, rel=1e-5)  # half way
     d.iterations.assign(18)
     assert float(d.learning_rate) == pytest.approx(0.0, abs=1e-9)

@@ -194,12 +194,12 @@ def _build_gan(cfg: dict[str, Any], images: np.ndarray) -> Any:
     """ggo's GAN built and compiled by the function a run uses, from the row's config."""
     import keras
 
-    from ggo.training.experiment import RunData, build_gan  # the run's own builder: every train.* option counts
     from ggo.tracking import Tracker
     from ggo.training import for_backend
+    from ggo.training.experiment import Run, RunData, build_gan  # the run's own builder: every train.* option counts
 
     trainer = for_backend(keras.backend.backend(), by="the bench")
-    return build_gan(cfg, Tracker(), RunData(images, None, None, int(cfg["preprocess"]["resolution"]), trainer))
+    return build_gan(Run.of(cfg, Tracker()), RunData(images, None, None, int(cfg["preprocess"]["resolution"]), trainer))
 
 
 def _reference_window(cfg: dict[str, Any], jit_compile: bool, dataset: Any) -> tuple[Callable, list]:

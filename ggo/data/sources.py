@@ -14,6 +14,7 @@ from ggo.data.atomic import atomic_directory
 from ggo.data.cache import Cache
 from ggo.data.prepare import prepare_cache
 from ggo.data.records import FOLDER, GENERALBLOCKCHAIN
+from ggo.config import DataConfig, PreprocessConfig, defaults, section
 from ggo.paths import default_cache_dir, default_data_root
 
 SYNTHETIC_OPTS = ("n_images", "n_patients", "image_size", "seed", "n_ggo_free")
@@ -47,7 +48,7 @@ def resolve_data_root(
     unknown = sorted(set(synthetic_opts) - set(SYNTHETIC_OPTS))
     if unknown:
         raise TypeError(f"unknown synthetic dataset options {unknown}; known: {list(SYNTHETIC_OPTS)}")
-    opts = {"n_images": 24, "n_patients": 16, "image_size": 96, "seed": 0}
+    opts = {k: v for k, v in defaults("data").items() if k in SYNTHETIC_OPTS}
     opts.update({k: int(v) for k, v in synthetic_opts.items() if v is not None})
     base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
     free = f"-free{opts['n_ggo_free']}" if opts.get("n_ggo_free") else ""
@@ -59,27 +60,27 @@ def resolve_data_root(
     return target.resolve()
 
 
-def prepare_from_config(data: Mapping[str, Any], preprocess: Mapping[str, Any], progress: bool = True) -> Cache:
-    """:func:`prepare_cache` from the ``data`` and ``preprocess`` config groups, as plain dicts.
-
-    Keys that do not concern the cache (``fold``, ``name`` for a real root, ...) are ignored, so
-    ``prepare_from_config(OmegaConf.to_container(cfg.data), OmegaConf.to_container(cfg.preprocess))``
-    works for any data option.
-    """
-    if "resolution" not in preprocess:
+def prepare_from_config(
+    data: DataConfig | Mapping[str, Any], preprocess: PreprocessConfig | Mapping[str, Any], progress: bool = True
+) -> Cache:
+    """:func:`prepare_cache` from the ``data`` and ``preprocess`` config sections: the typed ones
+    of a run, or mappings of their keys (a logged ``config.yaml``; keys left out take the schema's
+    defaults, keys that do not concern the cache are ignored)."""
+    if isinstance(preprocess, Mapping) and "resolution" not in preprocess:
         raise ValueError(f"the preprocess config needs a 'resolution'; got keys {sorted(preprocess)}")
-    synthetic = {k: data[k] for k in SYNTHETIC_OPTS if k in data and data[k] is not None}
-    root = resolve_data_root(data.get("name"), data.get("root"), data.get("cache_dir"), **synthetic)
+    data, pre = section(DataConfig, data, lenient=True), section(PreprocessConfig, preprocess, lenient=True)
+    synthetic = {k: getattr(data, k) for k in SYNTHETIC_OPTS} if data.name == "synthetic" else {}
+    root = resolve_data_root(str(data.name), data.root, data.cache_dir, **synthetic)
     return prepare_cache(
         root,
-        resolution=preprocess["resolution"],
-        fit=preprocess.get("fit", "pad"),
-        clahe=bool(preprocess.get("clahe", False)),
-        clahe_clip=float(preprocess.get("clahe_clip", 2.0)),
-        seed=int(data.get("seed", 0)),
-        test_fraction=float(data.get("test_fraction", 0.2)),
-        folds=int(data.get("folds", 5)),
-        cache_dir=data.get("cache_dir"),
+        resolution=pre.resolution,
+        fit=str(pre.fit),
+        clahe=pre.clahe,
+        clahe_clip=pre.clahe_clip,
+        seed=data.seed,
+        test_fraction=data.test_fraction,
+        folds=data.folds,
+        cache_dir=data.cache_dir,
         progress=progress,
-        layout=FOLDER if data.get("name") == FOLDER else GENERALBLOCKCHAIN,
+        layout=FOLDER if data.name == FOLDER else GENERALBLOCKCHAIN,
     )

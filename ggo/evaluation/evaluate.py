@@ -3,12 +3,12 @@
 Every number ggo reports about its masks comes from here: a run's final ``val/*`` and ``test/*``
 and a resumed Hyperband trial's ``val/dice_resumed`` (:mod:`ggo.training.experiment`), a cross-validation
 sweep's fold ensemble and the post-processing it chooses on the validation folds
-(:mod:`ggo.sweeps.callback`), ``predict --score`` (:mod:`ggo.ship.predict`), and the shipped model's masks
+(:mod:`ggo.sweeps.cv`), ``predict --score`` (:mod:`ggo.ship.predict`), and the shipped model's masks
 (:mod:`ggo.serving.model`). The settings (:class:`EvalSettings`: threshold, minimum component size, flip
 test-time augmentation) default to the config schema's ``eval`` section, the only place those
 defaults are written.
 
-    settings = EvalSettings.from_config(config["eval"])
+    settings = EvalSettings.from_config(config.eval)
     metrics, probs = evaluate_splits(generator, {"val": val, "test": test}, settings)
     # metrics: {"val/dice": ..., "test/precision": ...}; probs: the raw maps, before postprocessing
 """
@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ggo.config import defaults
+from ggo.config import EvalConfig, defaults, section
 from ggo.evaluation.inference import ensemble_probs, predict_probs
 from ggo.evaluation.metrics import METRIC_NAMES, dice_from_counts, evaluate, pooled_from_counts
 from ggo.evaluation.postprocess import MASK_LEVEL, THRESHOLDS, candidate_sizes, postprocess_probs
@@ -45,15 +45,15 @@ class EvalSettings:
     lung_gate: str = _DEFAULTS["lung_gate"]
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None) -> EvalSettings:
-        """From a config's ``eval`` section or a shipped model's ``preprocess.json``; a missing
-        key takes the schema's default."""
-        section = section or {}
+    def from_config(cls, values: EvalConfig | Mapping[str, Any] | None) -> EvalSettings:
+        """From a typed config's ``eval`` section, or a mapping of its keys (a shipped model's
+        ``preprocess.json``, whose other keys are ignored); a missing key takes the schema's default."""
+        ev = section(EvalConfig, values, lenient=True)
         return cls(
-            threshold=float(section.get("threshold", _DEFAULTS["threshold"])),
-            min_component_px=int(section.get("min_component_px", _DEFAULTS["min_component_px"])),
-            tta_flip=bool(section.get("tta_flip", _DEFAULTS["tta_flip"])),
-            lung_gate=_value(section.get("lung_gate", _DEFAULTS["lung_gate"])),
+            threshold=float(ev.threshold),
+            min_component_px=int(ev.min_component_px),
+            tta_flip=bool(ev.tta_flip),
+            lung_gate=_value(ev.lung_gate),
         )
 
     def as_config(self) -> dict[str, Any]:

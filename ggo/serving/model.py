@@ -197,23 +197,26 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS), dtype=object)  # object: null, not NaN, in JSON
 
 
-def serving_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def serving_config(config: Any) -> dict[str, Any]:
     """What a shipped model needs of a run's config (``preprocess.json``): the preprocessing, the
-    generator's name and the ``eval`` settings (the schema's defaults for keys the config lacks)."""
+    generator's name and the ``eval`` settings (the schema's defaults for keys the config lacks).
+    ``config``: the typed config, or a mapping of it (a logged ``config.yaml``)."""
+    from ggo.config import typed
     from ggo.evaluation.evaluate import EvalSettings
 
-    p = config["preprocess"]
-    ev = EvalSettings.from_config(config.get("eval"))
+    config = typed(config, lenient=True)
+    p = config.preprocess
+    ev = EvalSettings.from_config(config.eval)
     return {
-        "resolution": int(p["resolution"]),
-        "fit": p["fit"],
-        "clahe": bool(p["clahe"]),
-        "clahe_clip": float(p["clahe_clip"]),
+        "resolution": int(p.resolution),
+        "fit": str(p.fit),
+        "clahe": bool(p.clahe),
+        "clahe_clip": float(p.clahe_clip),
         "threshold": ev.threshold,
         "tta_flip": ev.tta_flip,
         "min_component_px": ev.min_component_px,
         "lung_gate": ev.lung_gate,
-        "gen": config["gen"]["name"],
+        "gen": str(config.gen.name),
     }
 
 
@@ -260,7 +263,9 @@ def model_signature(preprocess_config: Mapping[str, Any]) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
 
-    threshold = float(preprocess_config.get("threshold", 0.5))
+    from ggo.evaluation.evaluate import EvalSettings
+
+    threshold = EvalSettings.from_config(preprocess_config).threshold
     return ModelSignature(params=ParamSchema([ParamSpec("threshold", "double", threshold), ParamSpec("output", "string", "mask")]))
 
 

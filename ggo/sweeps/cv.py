@@ -21,12 +21,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ggo import tracking
+from ggo.config import Config, EvalConfig, section, typed
 from ggo.sweeps.tables import to_markdown
+
+if TYPE_CHECKING:
+    from ggo.evaluation.evaluate import EvalSettings  # imports keras: only inside functions here
 
 #: Params that differ between the folds of one configuration (everything else must match), and
 #: the per-head counts of a run's training films (``data.n_train_<head>``, e.g. ``data.n_train_lungs``:
@@ -111,9 +115,16 @@ class Ensemble:
     rows: each fold's val films by that fold's model, the mean of its seeds' maps)."""
 
     metrics: dict[str, float]
-    config: dict[str, Any]
+    config: Config
     choice_scores: dict[str, float]
     per_image: Any
+
+    @property
+    def settings(self) -> EvalSettings:
+        """The chosen post-processing, as the shipped ensemble applies it."""
+        from ggo.evaluation.evaluate import EvalSettings
+
+        return EvalSettings.from_config(self.config.eval)
 
 
 def _fold_maps(uri: str, runs: list[Any], cache: Any, workdir: str) -> tuple[list[np.ndarray], list[tuple[Any, np.ndarray]], list[str]]:
@@ -148,29 +159,36 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
     a fold's maps are the mean of its seeds' (see the module's docstring).
     """
     import pandas as pd
-    import yaml
 
     from ggo.data import prepare_from_config
     from ggo.evaluation.evaluate import EvalSettings, choose_postprocess, masks_of, score
     from ggo.evaluation.scores import per_image_table
 
-    cfg_path = tracking.download_artifact(uri, runs[0].info.run_id, "config.yaml", Path(workdir) / "config")
-    config = yaml.safe_load(Path(cfg_path).read_text())
-    cache = prepare_from_config(config["data"], config["preprocess"], progress=False)
+    config = run_config(uri, runs[0].info.run_id, workdir)
+    cache = prepare_from_config(config.data, config.preprocess, progress=False)
     test_probs, val_folds, names = _fold_maps(uri, runs, cache, workdir)
     test = cache.split(0)["test"]
     if list(test.names) != names:
         raise ValueError("the cached test split differs from the one the folds were scored on; was the cache rebuilt?")
-    settings, choice = EvalSettings.from_config(config.get("eval")), {}
+    settings, choice = EvalSettings.from_config(config.eval), {}
     if val_folds:
         folds = [(val.masks, probs) for val, probs in val_folds]
-        threshold, size, choice = choose_postprocess(folds, int(config["preprocess"]["resolution"]))
+        threshold, size, choice = choose_postprocess(folds, config.preprocess.resolution)
         settings = dataclasses.replace(settings, threshold=threshold, min_component_px=size)
     mean = np.mean(test_probs, axis=0)
     rows = [per_image_table(test.names, test.patients, "test", test.masks, masks_of(mean, settings))]
     rows += [per_image_table(val.names, val.patients, "oof", val.masks, masks_of(p, settings)) for val, p in val_folds]
-    config.setdefault("eval", {}).update(settings.as_config())
+    config = dataclasses.replace(config, eval=section(EvalConfig, settings.as_config()))
     return Ensemble(score(test.masks, mean, settings), config, choice, pd.concat(rows, ignore_index=True))
+
+
+def run_config(uri: str, run_id: str, workdir: str | Path) -> Config:
+    """The typed config a run logged (``config.yaml``, downloaded under ``workdir``); keys of another
+    ggo version that the schema lacks are ignored, keys it lacks take the schema's defaults."""
+    import yaml
+
+    path = tracking.download_artifact(uri, run_id, "config.yaml", Path(workdir) / "config")
+    return typed(yaml.safe_load(Path(path).read_text()), lenient=True)
 
 
 def _row(objective: str, runs: list[Any], stats: dict[str, float], ens: Ensemble) -> dict[str, Any]:
@@ -187,8 +205,8 @@ def _row(objective: str, runs: list[Any], stats: dict[str, float], ens: Ensemble
         "ensemble test/precision": ens.metrics.get("precision", float("nan")),
         "ensemble test/recall": ens.metrics.get("recall", float("nan")),
         "test/dice fold mean": stats.get("test/dice_fold_mean", float("nan")),
-        "threshold (chosen on val)": ens.config["eval"]["threshold"],
-        "min component px (chosen on val)": ens.config["eval"]["min_component_px"],
+        "threshold (chosen on val)": ens.config.eval.threshold,
+        "min component px (chosen on val)": ens.config.eval.min_component_px,
         "minutes": sum(((r.info.end_time or 0) - (r.info.start_time or 0)) / 60000 for r in runs),
     }
 
@@ -248,13 +266,11 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
     return metrics
 
 
-def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> tuple[list[Any], dict[str, Any]]:
+def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> tuple[list[Any], Config]:
     """The fold runs of the one cross-validation configuration under ``parent_run_id`` and their
     config (the first run's ``config.yaml``, downloaded under ``workdir``). A parent with no
     configuration or several raises a ValueError that says how many. A run made by ``python -m
-    ggo.sweeps.join`` has no children: its runs are those of the parents it joined."""
-    import yaml
-
+    ggo.join`` has no children: its runs are those of the parents it joined."""
     joined = tracking.get_run(uri, parent_run_id).data.tags.get(JOINED_TAG)
     if joined:
         runs, config, _ = join_seeds(uri, joined.split(","), workdir)
@@ -262,11 +278,10 @@ def parent_configuration(uri: str, parent_run_id: str, workdir: str | Path) -> t
     groups = cross_validation_groups(tracking.child_runs(uri, parent_run_id))
     if len(groups) != 1:
         raise ValueError(f"run {parent_run_id} has {len(groups)} cross-validation configurations under it; need exactly 1")
-    path = tracking.download_artifact(uri, groups[0][0].info.run_id, "config.yaml", Path(workdir) / "config")
-    return groups[0], yaml.safe_load(Path(path).read_text())
+    return groups[0], run_config(uri, groups[0][0].info.run_id, workdir)
 
 
-def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], dict[str, Any], list[str]]:
+def join_seeds(uri: str, parent_run_ids: list[str], workdir: str | Path) -> tuple[list[Any], Config, list[str]]:
     """The fold runs of several cross-validation parents of one recipe, each trained with other
     ``train.seed`` values, joined as more ensemble members per fold: what one ``train.seed=0,1``
     sweep would have given (:func:`fold_generators` then averages each fold's seeds). Returns the
@@ -336,7 +351,6 @@ def ggo_free_scores(folds: list[tuple[int, list[Path]]], cache: Any, settings: A
 def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[str, float], ens: Ensemble, tmp: str) -> None:
     """A one-configuration CV sweep: the parent run becomes the fold ensemble, metrics and model."""
     from ggo.data import prepare_from_config
-    from ggo.evaluation.evaluate import EvalSettings
     from ggo.evaluation.ggo_free import area_metrics, log_ggo_free
     from ggo.evaluation.scores import log_per_image
     from ggo.serving.model import log_segmenter, serving_config
@@ -348,14 +362,14 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
             "fold": "ensemble",
             "ggo.cv_folds": ",".join(str(f) for f in by_fold(runs)),
             "ggo.cv_seeds": ",".join(str(s) for s in sorted({_seed(r) for r in runs})),
-            "ggo.min_component_px": ens.config["eval"]["min_component_px"],
-            "ggo.threshold": ens.config["eval"]["threshold"],
+            "ggo.min_component_px": ens.config.eval.min_component_px,
+            "ggo.threshold": ens.config.eval.threshold,
         }
     )
     folds = fold_generators(uri, runs, tmp)
     generators = [path for _, paths in folds for path in paths]
-    cache = prepare_from_config(ens.config["data"], ens.config["preprocess"], progress=False)
-    free = ggo_free_scores(folds, cache, EvalSettings.from_config(ens.config["eval"]))
+    cache = prepare_from_config(ens.config.data, ens.config.preprocess, progress=False)
+    free = ggo_free_scores(folds, cache, ens.settings)
     parent = tracking.MlflowTracker.resume(uri, parent_run_id)
     parent.log_metrics({**_parent_metrics(stats, ens), **area_metrics(free)})  # + oof/, test/ggo_free_area
     log_ggo_free(parent, free)

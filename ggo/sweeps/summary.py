@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ggo import tracking
-from ggo.sweeps.cv import cross_validation_groups, summarize_cv
 from ggo.sweeps.tables import to_markdown
 
 SUMMARY_COLUMNS = ("val/dice", "val/precision", "val/recall", "test/dice", "test/precision", "test/recall")
@@ -70,6 +69,7 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
         parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
     parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
     parent.detach()
+    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
 
     cv_groups = cross_validation_groups(children)
     if cv_groups:

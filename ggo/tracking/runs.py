@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ggo.config import TrackingConfig, section
 from ggo.tracking.git import git_state
 from ggo.tracking.liveness import heartbeat_tag, process_tags
 from ggo.tracking.names import ERROR_TAG
@@ -141,14 +142,15 @@ class MlflowTracker(Tracker):
 
 
 def open_tracker(
-    tracking: Mapping[str, Any], *, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
+    tracking: TrackingConfig | Mapping[str, Any], *, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
 ) -> Tracker:
-    """The tracker that ``tracking`` (the config group as a dict) asks for."""
-    if not tracking.get("enabled", True):
+    """The tracker that ``tracking`` (the typed config section, or a mapping of its keys) asks for."""
+    tracking = section(TrackingConfig, tracking)
+    if not tracking.enabled:
         return Tracker()
     return MlflowTracker(
-        uri=tracking.get("uri"),
-        experiment=tracking.get("experiment", "ggo"),
+        uri=tracking.uri,
+        experiment=tracking.experiment,
         run_name=run_name,
         tags=tags,
         parent_run_id=parent_run_id,
