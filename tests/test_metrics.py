@@ -1,4 +1,4 @@
-"""Metrics as DESIGN.md defines them, against hand counts."""
+"""Metrics as the evaluation protocol (docs/evaluation.md) defines them, against hand counts."""
 
 import numpy as np
 import pytest

@@ -1,7 +1,7 @@
 """The champion behind a real ``mlflow models serve`` REST server: base64 images in, masks out, per film.
 
 The request a client sends (one row per image; PNG, JPEG, TIFF, ... file bytes in base64), built
-and sent as the README says (``python -c ... > request.json`` and ``curl ... -d @request.json``)::
+and sent as docs/serving.md says (``python -c ... > request.json`` and ``curl ... -d @request.json``)::
 
     POST /invocations  Content-Type: application/json
     {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}
@@ -45,7 +45,7 @@ from sweep_fixture import (  # noqa: F401 - fixtures
 )
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[1] / "README.md"
+SERVING_DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 ROW_FIELDS = ("mask_png_b64", "ggo_fraction", "height", "width")
 
 
@@ -124,11 +124,11 @@ def test_server_answers_one_prediction_per_row_in_order(server: str) -> None:
 
 
 def readme_http_example() -> tuple[str, list[str]]:
-    """The README's HTTP example: the Python code of the line that writes request.json, and the curl command."""
-    lines = README.read_text().splitlines()
+    """docs/serving.md's HTTP example: the Python code of the line that writes request.json, and the curl command."""
+    lines = SERVING_DOC.read_text().splitlines()
     build = [line for line in lines if line.startswith("python -c '") and line.endswith("> request.json")]
     send = [line for line in lines if line.startswith("curl ") and "-d @request.json" in line]
-    assert len(build) == 1 and len(send) == 1, "the README shows one line that builds request.json and one curl that sends it"
+    assert len(build) == 1 and len(send) == 1, "docs/serving.md shows one line that builds request.json and one curl that sends it"
     return shlex.split(build[0])[2], shlex.split(send[0])
 
 

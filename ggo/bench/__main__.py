@@ -48,7 +48,7 @@ and the start-up, multirun and memory runs train with train.backend=jax (no CV r
 
 examples:
   python -m ggo.bench --quick
-  python -m ggo.bench --cv-row --cv-row-baseline ../main        # the README's table and targets
+  python -m ggo.bench --cv-row --cv-row-baseline ../main        # docs/benchmarks.md's table and targets
   python -m ggo.bench --quick --set train.d_steps=1,2           # a config key as a grid axis
   python -m ggo.bench --cv-row --skip-train --skip-pipeline --skip-inference --skip-overhead \\
       --skip-memory --cv-row-baseline ../main                    # the CV row alone, vs another commit

@@ -40,7 +40,7 @@ SUBFOLDERS = ("images", "masks", "lungs")
 LAYOUT_HELP = (
     "data=folder needs data.root=DIR holding images/ (the X-rays) and masks/ (one GGO mask per image, "
     "same file stem, same size), optionally lungs/ and patients.csv (columns image, patient); "
-    "'python -m ggo.data export --format folder --out DIR' writes an example (README: 'Your own data')"
+    "'python -m ggo.data export --format folder --out DIR' writes an example (docs/data.md)"
 )
 SHOWN = 10  # names listed per problem before "and N more"
 

@@ -1,4 +1,4 @@
-"""The patient-grouped, seeded split of the evaluation protocol (DESIGN.md).
+"""The patient-grouped, seeded split of the evaluation protocol (docs/evaluation.md).
 
 About ``test_fraction`` of the patients form the held-out test set; the rest are dealt into
 ``folds`` cross-validation folds. All images of one patient land in the same split, so follow-up

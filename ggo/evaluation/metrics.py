@@ -1,4 +1,4 @@
-"""Segmentation metrics exactly as DESIGN.md's evaluation protocol defines them.
+"""Segmentation metrics exactly as the evaluation protocol (docs/evaluation.md) defines them.
 
 A pixel is positive when its value is **strictly greater** than the threshold (the config
 schema's ``eval.threshold``, 0.5 unless set), for the prediction and for the ground truth alike

@@ -1,7 +1,7 @@
 """Join cross-validation rows of one recipe, trained with different seeds, into one ensemble run:
 ``python -m ggo.join <seed-0 parent> <seed-1 parent> [...]``.
 
-More ensemble members per fold (README, ``train.seed``) need not retrain the seed already trained:
+More ensemble members per fold (docs/configuration.md, ``train.seed``) need not retrain the seed already trained:
 train the recipe again with ``train.seed=1``, then join the two CV parents. The new run is what
 one ``train.seed=0,1`` sweep's parent would have been: every fold's model the mean of its seeds,
 the threshold and component size chosen on the validation folds, ``val/*`` fold means (a fold's
