@@ -1,9 +1,20 @@
 """ggo: adversarial U-Nets for ground-glass opacity segmentation on chest X-rays.
 
-Stages live in their own modules: ``ggo.data`` (reading, preprocessing, splits, cache),
-``ggo.models`` (generators, discriminators), ``ggo.training.losses``, ``ggo.evaluation.metrics``,
-``ggo.training`` (the GAN ``keras.Model`` and its input pipeline), ``ggo.tracking`` (MLflow),
-``ggo.train`` (the Hydra entry point), ``ggo.ship.promote`` and ``ggo.ship.predict``.
+One package per stage; each imports only the stages listed before it (tests/test_layers.py holds
+this, over every import, and no import cycle):
+
+- core: ``ggo.config`` (the schema, the single source of every default), ``ggo.paths``, ``ggo.heads``
+- ``ggo.runtime``: how this process runs (Keras backend, threads, signals); imports core
+- ``ggo.tracking``: the only stage that talks to MLflow's client; imports core
+- ``ggo.data``: reading, placement, preprocessing, patient splits, the cache; imports core
+- ``ggo.models``: generators and discriminators; imports core
+- ``ggo.evaluation``: predict -> post-process -> score, statistics, pictures; core, data, tracking
+- ``ggo.serving``: the shipped MLflow model; core, data, models, evaluation
+- ``ggo.training``: the GAN per backend, pipelines, losses, one run end to end; the above
+- ``ggo.sweeps``: a sweep's parent run, summaries, cross-validation; core to serving
+- ``ggo.ship``: promote and predict; core, tracking, data, evaluation, serving, sweeps
+- ``ggo.bench``: ``python -m ggo.bench``
+- commands: ``ggo.train`` (the Hydra entry point) and thin ``python -m ggo.X`` shims
 """
 
 import os as _os

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ggo.config import CONF_DIR, ConfigError, compose, to_dict, validate
+from ggo.config import CONF_DIR, ConfigError, compose, to_dict, typed, validate
 
 GROUPS = ("gen", "disc", "loss", "preprocess", "data", "train", "tracking")
 
@@ -96,7 +96,66 @@ def test_the_champion_recipe_with_aux_heads_composes_lungs_first_and_weights_eac
                            "gen.aux_heads=[lungs,heart,consolidation,devices]"]))  # fmt: skip
     validate(cfg)
     assert cfg["gen"]["lung_head"] is True and cfg["preprocess"]["resolution"] == 128
-    assert heads_of(cfg) == ("lungs", "heart", "consolidation", "devices")
-    assert head_weights(cfg) == (100.0, {"heart": 100.0, "consolidation": 100.0, "devices": 100.0})
-    plain = to_dict(compose(["+sweeps=champion"]))
-    assert heads_of(plain) == ("lungs",) and head_weights(plain) == (100.0, {})  # gen.lung_head=true as before
+    assert heads_of(typed(cfg)) == ("lungs", "heart", "consolidation", "devices")
+    assert head_weights(typed(cfg)) == (100.0, {"heart": 100.0, "consolidation": 100.0, "devices": 100.0})
+    champion = typed(compose(["+sweeps=champion"]))
+    assert heads_of(champion) == ("lungs",) and head_weights(champion) == (100.0, {})  # gen.lung_head=true as before
+
+
+# --- the typed config ---------------------------------------------------------------------------
+
+
+def test_typed_config_from_a_mapping_takes_the_schema_defaults_and_names_an_unknown_key() -> None:
+    from ggo.config import Config, plain
+    from ggo.config.schema import GenName
+
+    cfg = typed({"gen": {"name": "attention_unet"}, "train": {"g_lr": 1}})
+    assert isinstance(cfg, Config) and cfg.gen.name is GenName.attention_unet and cfg.gen.name == "attention_unet"
+    assert cfg.train.g_lr == 1.0 and isinstance(cfg.train.g_lr, float) and cfg.eval == Config().eval
+    assert f"{cfg.gen.name}" == "attention_unet"  # a StrEnum formats as its value in messages and tags
+    with pytest.raises(ConfigError, match=r"gen: unknown keys \['nme'\]"):
+        typed({"gen": {"nme": "unet"}})
+    with pytest.raises(ConfigError, match=r"gen.name='resnet': must be one of"):
+        typed({"gen": {"name": "resnet"}})
+    assert typed({"gen": {"nme": "unet"}}, lenient=True).gen == Config().gen  # a logged config of another version
+    composed = typed(compose(["+sweeps=champion"]))
+    assert typed(plain(composed)) == composed  # plain at the edges, typed again without loss
+
+
+def _schema_defaults() -> dict[str, object]:
+    import dataclasses
+
+    from ggo.config import Config
+
+    found: dict[str, object] = {}
+
+    def walk(obj: object) -> None:
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value)
+            elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                found.setdefault(f.name, getattr(value, "value", value))
+
+    walk(Config())
+    return found
+
+
+def test_no_library_code_writes_a_schema_default_again() -> None:
+    """``.get("threshold", 0.5)`` outside ggo/config/ repeats a default the schema holds: read the
+    typed config (or ``ggo.config.section``) instead, so changing a default changes it everywhere."""
+    import ast
+
+    schema = _schema_defaults()
+    offenders = []
+    for path in sorted((CONF_DIR.parent / "ggo").rglob("*.py")):
+        if "config" in path.relative_to(CONF_DIR.parent / "ggo").parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                    and len(node.args) == 2 and all(isinstance(a, ast.Constant) for a in node.args)):  # fmt: skip
+                key, default = node.args[0].value, node.args[1].value
+                if key in schema and default == schema[key] and not isinstance(default, bool):
+                    offenders.append(f"{path.name}:{node.lineno} .get({key!r}, {default!r})")
+    assert offenders == []
+    assert schema["threshold"] == 0.5 and schema["folds"] == 5  # the scan sees the schema

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ggo.config import defaults
+
 #: Thresholds of the targets ggo holds itself to (issue 14).
 DEFAULT_VS_REFERENCE = 1.0
 FASTEST_VS_REFERENCE = 1.5
@@ -282,7 +284,7 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
         f"CPU: {machine.get('cpu_model')} ({machine.get('cores_available')} cores available, flags "
         f"{' '.join(machine.get('cpu_flags', [])) or '-'}), memory {machine.get('memory_gb')} GB",
         (f"JAX {machine.get('jax')}" if machine.get("backend") == "jax" else f"TensorFlow {machine.get('tensorflow')}")
-        + f", Keras {machine.get('keras')} on {machine.get('backend', 'tensorflow')}, Python {machine.get('python')}",
+        + f", Keras {machine.get('keras')} on {machine.get('backend') or defaults('train')['backend']}, Python {machine.get('python')}",
         f"load average at start {machine.get('load_average_start')}, at end {machine.get('load_average_end')}"
         + (" (busy: other work shared the machine)" if machine.get("busy") else ""),
     ]

@@ -21,12 +21,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ggo import tracking
+from ggo.config import Config
 from ggo.sweeps.summary import summarize
 from ggo.tracking.liveness import process_tags
 from ggo.tracking.ui import print_ui_hint
 
 #: Failed or killed jobs of the last sweep driven by this process (read by ``ggo.train.main``).
-LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None}
+LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None, "objective": Config.objective}
 
 
 class MlflowSweepCallback(Callback):
@@ -137,7 +138,7 @@ def end_unended(status: str) -> None:
         uri, parent = LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"]
         LAST_SWEEP["ended"] = True
         try:
-            summarize(uri, parent, objective=LAST_SWEEP.get("objective", "val/dice"))
+            summarize(uri, parent, objective=LAST_SWEEP["objective"])
         except tracking.TrackingServerUnavailable as exc:
             _unrecorded_note(parent, exc)
             return

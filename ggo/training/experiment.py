@@ -92,10 +92,9 @@ class Run:
         return cls(config, tracker, workdir or Path("."), EvalSettings.from_config(config.eval), heads_of(config))
 
 
-def heads_of(config: Config | Mapping[str, Any]) -> tuple[str, ...]:
+def heads_of(config: Config) -> tuple[str, ...]:
     """The run's auxiliary heads in channel order (``gen.lung_head`` and ``gen.aux_heads``)."""
-    gen = typed(config).gen
-    return resolve_heads(gen.lung_head, [str(h) for h in gen.aux_heads])
+    return resolve_heads(config.gen.lung_head, [str(h) for h in config.gen.aux_heads])
 
 
 def _gen_label(config: Config) -> str:
@@ -107,10 +106,9 @@ def _gen_label(config: Config) -> str:
         return str(config.gen.name)
 
 
-def head_weights(config: Config | Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+def head_weights(config: Config) -> tuple[float, dict[str, float]]:
     """``(lung_weight, aux_weights)`` for ``GAN.compile``: ``loss.lung`` when the lungs are a
     head (else 0), and ``loss.aux.<head>`` for each other head."""
-    config = typed(config)
     heads, loss = heads_of(config), config.loss
     lung = float(loss.lung) if LUNGS in heads else 0.0
     return lung, {h: float(getattr(loss.aux, h)) for h in heads if h != LUNGS}
