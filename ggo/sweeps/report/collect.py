@@ -251,7 +251,7 @@ _OVERRIDE = re.compile(r"^(\+\+|\+|~)?[\w./@-]+(=|$)")
 
 def provenance(sweep: Sweep) -> Provenance:
     """The command that reproduces ``sweep``, its git commit and its data's digest."""
-    command, exact = _command(sweep.tags)
+    command, exact = sweep_command(sweep.tags)
     child = sweep.finished[0] if sweep.finished else (sweep.children[0] if sweep.children else None)
     cache = child.tags.get("ggo.cache", "") if child else ""
     digest = ""
@@ -267,7 +267,7 @@ def provenance(sweep: Sweep) -> Provenance:
     )  # fmt: skip
 
 
-def _command(tags: dict[str, str]) -> tuple[str, bool]:
+def sweep_command(tags: dict[str, str]) -> tuple[str, bool]:
     """``python -m ggo.train -m ...``: from the sweep dir's ``multirun.yaml`` when it is still
     there (every override exactly, the ``hydra/...`` ones too), else from the parent's
     ``ggo.overrides`` tag (task overrides only, joined by spaces)."""

@@ -70,9 +70,11 @@ def _ranking_row(rank: int, e: Entry, ranking: Ranking) -> list[Cell]:
 
 
 def varying_keys(children: Sequence[Child]) -> list[str]:
-    """The params whose values differ between the children (a param only some logged counts)."""
-    keys = sorted({k for c in children for k in c.params})
-    return [k for k in keys if len({c.params.get(k) for c in children}) > 1]
+    """The params whose values differ between the children that logged params (a run that failed
+    before logging any does not make every param look different)."""
+    logged = [c for c in children if c.params]
+    keys = sorted({k for c in logged for k in c.params})
+    return [k for k in keys if len({c.params.get(k) for c in logged}) > 1]
 
 
 def runs_section(sweep: Sweep, pruned: dict[str, str]) -> Section:
