@@ -12,22 +12,22 @@ from ggo import tracking
 from ggo.sweeps.report import REPORT_ARTIFACT, ReportError, log_report, render, resolve_parent
 
 
+DESCRIPTION = """\
+Write the report of a sweep, cross-validation or Keras Tuner search: one HTML file with
+every picture inside it (the ranking with paired 95% intervals, what differs between the
+runs, their curves, the top run's films, folds, trials, and the command that reproduces it).
+A sweep writes it to its parent run as report.html when it ends; this writes it again."""
+
+EXAMPLES = """\
+examples:
+  python -m ggo.report <parent run id>                 # -> report.html here
+  python -m ggo.report champion --out champion.html    # the promoted model's sweep or CV parent
+  python -m ggo.report <parent run id> --log           # also (re)attach it to the parent run"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ggo.report",
-        description=(
-            "Write the report of a sweep, cross-validation or Keras Tuner search: one HTML file with\n"
-            "every picture inside it (the ranking with paired 95% intervals, what differs between the\n"
-            "runs, their curves, the top run's films, folds, trials, and the command that reproduces it).\n"
-            "A sweep writes it to its parent run as report.html when it ends; this writes it again."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m ggo.report <parent run id>                 # -> report.html here\n"
-            "  python -m ggo.report champion --out champion.html    # the promoted model's sweep or CV parent\n"
-            "  python -m ggo.report <parent run id> --log           # also (re)attach it to the parent run"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m ggo.report", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("parent", metavar="PARENT", help="a sweep, cross-validation or search parent run id, or 'champion'")
     parser.add_argument("--out", default=REPORT_ARTIFACT, help="the HTML file to write (default: %(default)s)")

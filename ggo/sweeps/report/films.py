@@ -40,7 +40,8 @@ def open_run_cache(children: Sequence[Child]) -> tuple[Any, str]:
     try:
         return open_cache(path), ""
     except (FileNotFoundError, IncompleteCacheError, OSError) as exc:
-        return None, f"the data cache is not on this machine ({exc}); build it again with the sweep's data and preprocess settings to see the films"
+        return None, (f"the data cache is not on this machine ({exc}); build it again with the sweep's data and "
+                      "preprocess settings to see the films")
 
 
 def picks(rows: pd.DataFrame) -> list[tuple[str, pd.Series]]:

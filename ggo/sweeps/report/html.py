@@ -46,7 +46,9 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for p in s.pictures %}<figure><img src="{{ p | data_uri }}" alt="{{ p.alt }}">
 {% if p.caption %}<figcaption>{{ p.caption }}</figcaption>{% endif %}</figure>{% endfor %}
 {% for t in s.tables %}<table class="{{ t.css }}"><thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in t.rows %}<tr>{% for c in row %}<td class="{{ c.css }}"{% if c.title %} title="{{ c.title }}"{% endif %}>{{ c.text }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+<tbody>{% for row in t.rows %}<tr>{% for c in row %}
+<td class="{{ c.css }}"{% if c.title %} title="{{ c.title }}"{% endif %}>{{ c.text }}</td>
+{% endfor %}</tr>{% endfor %}</tbody></table>
 {% endfor %}
 {% for n in s.notes %}<p class="note">{{ n }}</p>{% endfor %}
 {% for label, text in s.code %}<p class="note">{{ label }}</p><pre>{{ text }}</pre>{% endfor %}

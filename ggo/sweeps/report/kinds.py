@@ -74,7 +74,8 @@ def search_section(sweep: Sweep) -> Section | None:
     objective = str(search.get("objective") or sweep.objective)
     done = [r for r in rows if r.get("value") is not None]
     best = max(done, key=lambda r: r["value"], default=None)
-    counts = f"{len(rows)} trials: {len(done)} finished ({sum(r['pruned'] for r in rows)} of them pruned), {len(rows) - len(done)} without a score"
+    pruned = sum(r["pruned"] for r in rows)
+    counts = f"{len(rows)} trials: {len(done)} finished ({pruned} of them pruned), {len(rows) - len(done)} without a score"
     lead = counts + (f". Best: trial {best['trial_id']}, {objective} {best['value']:.3f}." if best else ".")
     section = Section("search", f"Keras Tuner search ({search.get('oracle', '?')}, {search.get('direction', 'max')} {objective})", lead)
     section.pictures.append(chart(figures.trials(rows, objective), "objective by trial"))

@@ -41,18 +41,22 @@ def ranking_section(sweep: Sweep, ranking: Ranking) -> Section:
     section = Section("ranking", "Ranking", verdict_line(ranking))
     if not ranking.entries:
         return section
-    title = "out of fold: every non-test film scored by the fold model that did not train on it" if cv else f"on the validation films, ranked by {sweep.objective}"
-    section.pictures.append(chart(figures.forest(ranking, title), "forest plot of the ranking",
-                                  "Dots: mean dice; bars: 95% interval, patients resampled. Right: the paired difference "
-                                  "to the top on the films both scored; real (red) when its interval excludes 0, noise (blue) when not."))  # fmt: skip
+    title = f"on the validation films, ranked by {sweep.objective}"
+    if cv:
+        title = "out of fold: every non-test film scored by the fold model that did not train on it"
+    caption = ("Dots: mean dice; bars: 95% interval, patients resampled. Right: the paired difference to the top on "
+               "the films both scored; real (red) when its interval excludes 0, noise (blue) when not.")  # fmt: skip
+    section.pictures.append(chart(figures.forest(ranking, title), "forest plot of the ranking", caption))
     rows = [_ranking_row(i, e, ranking) for i, e in enumerate(ranking.entries, 1)]
     name = "configuration" if cv else "run"
-    columns = ["rank", name, ranking.value_label, "mean dice", "95% interval", "vs top (paired)", "95% interval of the difference", "verdict"]
+    columns = [
+        "rank", name, ranking.value_label, "mean dice", "95% interval", "vs top (paired)", "95% interval of the difference", "verdict",
+    ]  # fmt: skip
     section.tables.append(Table(columns, rows, "ranking"))
     if not cv and sweep.objective != "val/dice":
         section.notes.append(f"Ranked by {sweep.objective}; the intervals are those of the per-image val dice (the scores a run logs).")
     if any(e.rows is None for e in ranking.entries):
-        section.notes.append("A run without per-image scores (scores/per_image.csv, logged since ggo scored films one by one) has no interval.")
+        section.notes.append("A run without per-image scores (scores/per_image.csv, which older ggo versions did not log) has no interval.")
     if cv and any(e.reference for e in ranking.entries):
         section.notes.append("The floor is no model: the annotated lungs taken as the GGO mask, scored on the same films. "
                              "A configuration worth keeping beats it for real.")  # fmt: skip
@@ -101,8 +105,9 @@ def runs_section(sweep: Sweep, pruned: dict[str, str]) -> Section:
     section.notes.append(f"{len(sweep.children)} runs, {minutes(total)} of job time in all; the sweep took {minutes(sweep.minutes)}.")
     broken = [c for c in sweep.children if c.error]
     if broken:
-        section.tables.append(Table(["run", "status", "error"], [[Cell(c.label, "", f"{c.name} [{c.run_id}]"), Cell(c.status, _STATUS_CSS.get(c.status, "")),
-                                     Cell(c.error, "wrap")] for c in broken], "errors"))  # fmt: skip
+        rows = [[Cell(c.label, "", f"{c.name} [{c.run_id}]"), Cell(c.status, _STATUS_CSS.get(c.status, "")), Cell(c.error, "wrap")]
+                for c in broken]  # fmt: skip
+        section.tables.append(Table(["run", "status", "error"], rows, "errors"))
         section.notes.append("Each failed run keeps its traceback as error.txt in its artifacts.")
     return section
 
@@ -122,7 +127,9 @@ def curves_section(sweep: Sweep) -> Section | None:
     if not drawn:
         return None
     best = max((c for c in drawn if c.finished), key=lambda c: c.value if math.isfinite(c.value) else -math.inf, default=None)
-    lead = f"{sweep.objective} of every run by epoch." + (f" {best.label} peaked at epoch {best.best_epoch}." if best and best.best_epoch else "")
+    lead = f"{sweep.objective} of every run by epoch."
+    if best is not None and best.best_epoch:
+        lead += f" {best.label} peaked at epoch {best.best_epoch}."
     section = Section("curves", "Curves", lead)
     section.pictures.append(chart(figures.curves(drawn, sweep.objective), f"{sweep.objective} curves of every run"))
     return section
