@@ -1,8 +1,8 @@
 """The sweep report (ggo/sweeps/report, ``python -m ggo.report``) in a real browser, offline.
 
-Slow tests render the reports of real sweeps in Debian's Chromium (Playwright, as tests/test_ui.py
-does) with every request routed: anything but the page itself and ``data:`` URIs fails the test.
-They read the session's tiny sweep (tests/sweep_fixture.py), a private copy of its store with a
+Slow tests render the reports of real sweeps in Debian's Chromium (the ``browser`` fixture of
+tests/conftest.py, which tests/test_ui.py drives too) with every request routed: anything but the
+page itself and ``data:`` URIs fails the test. They read the session's tiny sweep (tests/sweep_fixture.py), a private copy of its store with a
 failed child added, and a real two-fold cross-validation trained here. Screenshots go to
 ``test-artifacts/report/``. Fast tests pin the command line's errors, the warning that replaces
 a failed report, and the reconstructed command.
@@ -22,7 +22,6 @@ import pytest
 
 from helpers import tiny_overrides
 from sweep_fixture import TinySweep, champion, copy_store, subprocess_env, tiny_sweep  # noqa: F401 - fixtures
-from test_ui import browser  # noqa: F401 - fixture
 
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "report"
 INTERVAL = re.compile(r"^\[[+-]?\d\.\d{3}, [+-]?\d\.\d{3}\]$")
@@ -80,7 +79,7 @@ class Offline:
 
 
 @pytest.fixture()
-def offline(browser: Any) -> Iterator[Any]:  # noqa: F811 - the imported fixture
+def offline(browser: Any) -> Iterator[Any]:
     opened: list[Offline] = []
 
     def open_report(path: Path, shot: str) -> Offline:

@@ -12,7 +12,6 @@ too) opens the Model training view instead of the GenAI one.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,37 +30,8 @@ from sweep_fixture import (  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags that work headless as root in a container (Playwright adds --headless and its own profile dir).
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--run-all-compositor-stages-before-draw",
-]  # fmt: skip
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 WAIT_MS = 30_000
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian chromium under Playwright (session-scoped so a missing one skips before any training)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("Playwright for Python is not installed: pip install playwright (never `playwright install`)")
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
