@@ -58,7 +58,16 @@ def print_ui_hint(uri: str, run_id: str | None = None, *, parent: bool = False, 
         print(f"[ggo] browse the runs:  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
         if page:
             print(f"[ggo] then open {base}{page}")
-    report = report_location(uri, run_id) if parent and run_id else None
+    if parent and run_id:
+        _print_report_hint(uri, run_id, base)
+
+
+def _print_report_hint(uri: str, run_id: str, base: str) -> None:
+    """Where the sweep's report is: its path (or artifact URI) and its page in the UI."""
+    try:
+        report = report_location(uri, run_id)
+    except Exception:  # noqa: BLE001 - a hint; the links above are printed already
+        return
     if report:
         print(f"[ggo] the sweep's report: {report}")
         print(f"[ggo]   in the UI: {base}{ui_page(uri, run_id, tab='artifacts/' + REPORT_ARTIFACT)}")
