@@ -11,7 +11,7 @@ this, over every import, and no import cycle):
 - ``ggo.evaluation``: predict -> post-process -> score, statistics, pictures; core, data, tracking
 - ``ggo.serving``: the shipped MLflow model; core, data, models, evaluation
 - ``ggo.training``: the GAN per backend, pipelines, losses, one run end to end; the above
-- ``ggo.sweeps``: a sweep's parent run, summaries, cross-validation; core to serving
+- ``ggo.sweeps``: a sweep's parent run, summaries, cross-validation, the report page; core to serving
 - ``ggo.ship``: promote and predict; core, tracking, data, evaluation, serving, sweeps
 - ``ggo.bench``: ``python -m ggo.bench``
 - commands: ``ggo.train`` (the Hydra entry point) and thin ``python -m ggo.X`` shims

@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,36 @@ def tracking_uri(tmp_path: Path, empty_store: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(empty_store, path)
     return f"sqlite:///{path}"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags that work headless as root in a container (Playwright adds --headless and its own profile dir).
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--run-all-compositor-stages-before-draw",
+]  # fmt: skip
+
+
+def missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium under Playwright (session-scoped so a missing one skips before any
+    training). Here, not in a test module, so that every module shares one: Playwright's sync API
+    runs once per thread."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("Playwright for Python is not installed: pip install playwright (never `playwright install`)")
+    if not CHROMIUM.exists():
+        missing(f"{CHROMIUM} not found: apt-get install -y chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

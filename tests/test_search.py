@@ -489,6 +489,38 @@ def test_hyperband_search_records_every_trial_as_a_child_of_one_parent_and_ranks
     assert "ignoring train.epochs=2" in log  # the budget wins over the command line's epochs
 
 
+def html_table(page: str, css: str) -> list[list[str]]:
+    """The body rows of ``<table class="css">`` in a report page, as text."""
+    import html
+
+    body = re.search(rf'<table class="{css}">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert body, f"no table {css!r} in the page"
+    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in rows]
+
+
+@pytest.mark.slow
+def test_the_search_report_plots_every_trial_and_marks_the_one_hyperband_did_not_continue(hyperband_search: Search) -> None:
+    s = hyperband_search
+    parents, children = runs(s.uri)
+    page = mlflow.artifacts.load_text(f"{parents[0].info.artifact_uri}/report.html")
+    assert "<h1>Keras Tuner search report: search over gen.base_filters, train.g_lr</h1>" in page
+    assert 'alt="objective by trial"' in page and "data:image/svg+xml;base64," in page
+    trials = oracle_trials(s.kt_dir)
+    continued = {t["hyperparameters"]["values"].get("tuner/trial_id") for t in trials.values()} - {None}
+    stopped = [k for k, t in trials.items() if t["hyperparameters"]["values"]["tuner/epochs"] == 1 and k not in continued]
+    assert len(stopped) == 1
+    rows = {row[0]: row for row in html_table(page, "trials")}
+    assert sorted(rows) == sorted(trials)
+    assert {k for k, row in rows.items() if row[1] == "pruned"} == set(stopped)
+    for key, trial in trials.items():
+        assert float(rows[key][2]) == pytest.approx(trial["score"], abs=5e-4)
+    # In the runs table the pruned trial's run says so; the ranking pairs every trial with the top.
+    pruned_run = next(c for c in children if c.data.tags["ggo.trial_id"] == stopped[0])
+    assert any(row[2] == "FINISHED, pruned" and row[1].startswith(f"trial {stopped[0]}:") for row in html_table(page, "runs")), pruned_run.info.run_id
+    assert [row[7] for row in html_table(page, "ranking")][0] == "top" and len(html_table(page, "ranking")) == 3
+
+
 @pytest.mark.slow
 def test_a_continued_hyperband_trial_starts_from_its_parents_checkpoint(hyperband_search: Search) -> None:
     s = hyperband_search

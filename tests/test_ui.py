@@ -1,17 +1,17 @@
-"""The MLflow UI in a real browser over the session sweep: runs listed, val/dice charted, overlays shown.
+"""The MLflow UI in a real browser over the session sweep: runs listed, val/dice charted, overlays
+shown, every printed link in the Model training view, the sweep's report.html shown inline.
 
 Drives Debian's ``/usr/bin/chromium`` (``apt-get install chromium``) headless with Playwright for
 Python (``pip install playwright``; its browser download is never used). Without either, the test
 is skipped with the reason, except in CI (``CI`` set), where it fails. Screenshots go to
 ``test-artifacts/ui/`` under the project root.
 
-Only hash routes work in MLflow 3's UI; ``?workflowType=machine_learning`` opens the training-runs
-view instead of the GenAI overview.
+Only hash routes work in MLflow 3's UI; ``?workflowType=machine_learning`` on any page (a run's
+too) opens the Model training view instead of the GenAI one.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,37 +30,8 @@ from sweep_fixture import (  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags that work headless as root in a container (Playwright adds --headless and its own profile dir).
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--run-all-compositor-stages-before-draw",
-]  # fmt: skip
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 WAIT_MS = 30_000
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian chromium under Playwright (session-scoped so a missing one skips before any training)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("Playwright for Python is not installed: pip install playwright (never `playwright install`)")
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +137,32 @@ def test_the_printed_sweep_link_opens_its_runs_ranked_by_the_objective(page: Any
     top = page.get_by_text(best.info.run_name, exact=True).first.bounding_box()["y"]
     low = page.get_by_text(worst.info.run_name, exact=True).first.bounding_box()["y"]
     assert top < low, "the best run is listed first"
+
+
+def test_a_printed_run_link_opens_the_run_in_the_model_training_view(page: Any, ui: str, tiny_sweep: TinySweep) -> None:
+    from ggo.tracking.ui import ui_page
+
+    run = tiny_sweep.children["unet"]
+    link = ui_page(tiny_sweep.uri, run.info.run_id)
+    page.goto(ui + link)
+    page.get_by_text(run.info.run_id, exact=True).first.wait_for()
+    # The Model training sidebar (Runs, Models, Model registry), not the GenAI one (Overview, Training runs, Prompts).
+    sidebar = page.locator("nav").first
+    sidebar.get_by_text("Model registry", exact=True).wait_for()
+    assert sidebar.get_by_text("Training runs", exact=True).count() == 0
+    shoot(page, "05-run-link.png")
+
+
+def test_the_sweep_report_shows_inline_from_the_link_printed_beside_its_path(page: Any, ui: str, tiny_sweep: TinySweep) -> None:
+    printed = [line for line in tiny_sweep.stdout.splitlines() if line.startswith("[ggo]   in the UI: http://127.0.0.1:5000/#/")]
+    assert printed, f"the sweep printed no link to its report:\n{tiny_sweep.stdout[-2000:]}"
+    page.goto(ui + printed[-1].split("in the UI: http://127.0.0.1:5000", 1)[1])
+    report = page.frame_locator("iframe").first
+    report.locator("h1").wait_for()
+    assert report.locator("h1").inner_text() == "Sweep report: gen=unet,attention_unet"
+    page.locator("nav").first.get_by_text("Model registry", exact=True).wait_for()
+    assert report.locator("img").count() >= 4
+    # The preview is a sandboxed blob: frame (not scriptable from the page): wait inside it.
+    frame = next(f for f in page.frames if f.url.startswith("blob:"))
+    frame.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    shoot(page, "06-report-in-ui.png")

@@ -2,7 +2,7 @@
 
 :func:`summarize` writes ``summary.csv``, ``summary.md`` and ``val_dice_curves.png`` to the parent
 run, prints the ranking and, for cross-validation rows among the children, hands them to
-:func:`ggo.sweeps.cv.summarize_cv`.
+:func:`ggo.sweeps.cv.summarize_cv`; last, the sweep's page, ``report.html`` (:mod:`ggo.sweeps.report`).
 """
 
 from __future__ import annotations
@@ -78,7 +78,20 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
     print("\n[ggo] sweep summary (sorted by %s)\n%s\n" % (objective, to_markdown(table)), flush=True)
     if failed:
         print(f"[ggo] {failed} of {len(table)} jobs did not finish; see the 'error' column and each run's error.txt", flush=True)
+    write_report(uri, parent_run_id)
     return failed
+
+
+def write_report(uri: str, parent_run_id: str) -> None:
+    """Log the sweep's report page to its parent run; a failure is only a warning (the summary
+    and the runs are what the sweep promised)."""
+    try:
+        from ggo.sweeps.report import log_report
+
+        log_report(uri, parent_run_id)
+    except Exception as exc:  # noqa: BLE001 - a report must never fail the sweep
+        print(f"[ggo] warning: the sweep's report.html was not written ({type(exc).__name__}: {exc}); "
+              f"`python -m ggo.report {parent_run_id} --log` tries again", flush=True)  # fmt: skip
 
 
 def with_uncertainty(uri: str, table: Any, objective: str) -> Any:
