@@ -159,14 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; 2 when the store or an experiment is missing."""
     args = build_parser().parse_args(argv)
-    uri = tracking.resolve_uri(args.tracking_uri)
     try:
-        tracking.check_store_exists(uri)
-        runs = table_runs(uri, args.experiment or ["ablation"], resummarize_old=args.resummarize)
+        uri = tracking.existing_store(args.tracking_uri)
+        lines = table(uri, table_runs(uri, args.experiment or ["ablation"], resummarize_old=args.resummarize))
     except (LookupError, FileNotFoundError) as exc:
         print(f"[ggo] table: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(table(uri, runs)), flush=True)
+    print("\n".join(lines), flush=True)
     return 0
 
 

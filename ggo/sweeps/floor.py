@@ -121,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from ggo import tracking
 
-        uri = tracking.resolve_uri(args.tracking_uri)
-        tracking.check_store_exists(uri)
-        scores, resolution = predicted_floor_scores(uri, args.lungs_from)
+        scores, resolution = predicted_floor_scores(tracking.existing_store(args.tracking_uri), args.lungs_from)
     except (LookupError, FileNotFoundError, ValueError) as exc:
         print(f"[ggo] floor: {exc}", file=sys.stderr)
         return 2

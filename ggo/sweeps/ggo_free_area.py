@@ -91,10 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; 2 when a run is not a CV parent or the store is missing."""
     args = build_parser().parse_args(argv)
-    uri = tracking.resolve_uri(args.tracking_uri)
     for run_id in args.parents:
         try:
-            tracking.check_store_exists(uri)
+            uri = tracking.existing_store(args.tracking_uri)
             with tempfile.TemporaryDirectory(prefix="ggo-free-") as tmp:
                 table = parent_rows(uri, run_id, tmp)
         except (ValueError, LookupError, FileNotFoundError) as exc:

@@ -229,12 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with_sets(EvalConfig(), args.sets)  # a wrong --set fails before any model loads
     except ConfigError as exc:
         parser.error(str(exc))
-    uri = tracking.resolve_uri(args.tracking_uri)
     for run_id in args.parents:
         print(f"{run_id}:")
         try:
-            tracking.check_store_exists(uri)
-            results = rescore_row(uri, run_id, args.sets, args.join)
+            results = rescore_row(tracking.existing_store(args.tracking_uri), run_id, args.sets, args.join)
         except (ValueError, LookupError, FileNotFoundError) as exc:
             print(f"[ggo] rescore: {exc}", file=sys.stderr)
             return 2
