@@ -14,7 +14,8 @@ this, over every import, and no import cycle):
 - ``ggo.sweeps``: a sweep's parent run, summaries, cross-validation, the report page; core to serving
 - ``ggo.ship``: promote and predict; core, tracking, data, evaluation, serving, sweeps
 - ``ggo.bench``: ``python -m ggo.bench``
-- commands: ``ggo.train`` (the Hydra entry point) and thin ``python -m ggo.X`` shims
+- commands: ``python -m ggo COMMAND`` (``ggo/__main__.py``, the ``ggo`` console script: every
+  command, ``--help`` lists them), ``ggo.train`` (the Hydra entry point) and thin ``python -m ggo.X`` shims
 """
 
 import os as _os

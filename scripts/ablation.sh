@@ -3,6 +3,7 @@
 # size) unless the row names another resolution, one MLflow parent run per row in experiment
 # "ablation" (rows starting with "!" are whole commands: the champion preset). Each row is one
 # command; run a subset by passing row numbers: scripts/ablation.sh 1 3
+# Then the table: python -m ggo table --experiment ablation --experiment ggo
 set -uo pipefail
 cd "$(dirname "$0")/.."
 base="+sweeps=cv train.epochs=40 train.patience=15 tracking.experiment=ablation"
@@ -26,7 +27,7 @@ rows=(
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.ema=0.99"                # 16: weight average of the generator (its BatchNorm statistics re-estimated: README, train.ema)
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.lr_schedule=cosine"      # 17: cosine decay
   "! +sweeps=champion preprocess=res128 tracking.experiment=ablation gen.base_filters=32"           # 18: wider generator (92 min here, ~2x the champion recipe)
-  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.seed=1"                  # 19: seed 1 of row 11; then scripts/rescore_cv.py <row 11> --with-seeds-of <row 19> (two seeds per fold)
+  "! +sweeps=champion preprocess=res128 tracking.experiment=ablation train.seed=1"                  # 19: seed 1 of row 11; then python -m ggo rescore <row 11> --with-seeds-of <row 19> (two seeds per fold)
 )
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=($(seq 0 $((${#rows[@]} - 1))))
@@ -38,8 +39,8 @@ for i in "${selected[@]}"; do
     [[ "${rows[$i]}" == *preprocess=* ]] && res=""
     args="$base $res ${rows[$i]}"
   fi
-  echo "=== row $i: python -m ggo.train -m $args"
+  echo "=== row $i: python -m ggo train -m $args"
   start=$(date +%s)
-  python -m ggo.train -m $args
+  python -m ggo train -m $args
   echo "=== row $i took $(( $(date +%s) - start )) s"
 done

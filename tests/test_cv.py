@@ -93,7 +93,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     assert summary.loc[0, "oof vs top (paired 95% CI)"] == "top" and summary.loc[0, "oof dice 95% CI"].startswith("[")
 
     # GGO-free films: out of fold by the fold model that did not train on them, test by the ensemble,
-    # with the post-processing val chose; the same figure scripts/ggo_free_area.py computes for old parents.
+    # with the post-processing val chose; the same figure python -m ggo ggo-free computes for old parents.
     assert not any(str(n).startswith("synthetic-free-") for n in table["image"])
     free = pd.read_csv(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="scores/ggo_free.csv", dst_path=str(tmp_path / "free"), tracking_uri=tracking_uri))  # fmt: skip
@@ -103,14 +103,11 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     assert m["oof/ggo_free_area"] == pytest.approx(free.loc[free["split"] == "oof", "pred_fraction"].mean())
     for child, val in zip(children, negatives):
         assert ("val/ggo_free_area" in child.data.metrics) == bool(len(val))
-    import importlib.util
+    from ggo.sweeps.ggo_free_area import describe, parent_rows
 
-    spec = importlib.util.spec_from_file_location("ggo_free_area", Path(__file__).parents[1] / "scripts" / "ggo_free_area.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    again = script.parent_rows(tracking_uri, parent.info.run_id, tmp_path / "again")
+    again = parent_rows(tracking_uri, parent.info.run_id, tmp_path / "again")
     pd.testing.assert_frame_equal(again.reset_index(drop=True), free, check_dtype=False)
-    assert script.describe(parent.info.run_id, again).startswith(f"{parent.info.run_id}: oof/ggo_free_area")
+    assert describe(parent.info.run_id, again).startswith(f"{parent.info.run_id}: oof/ggo_free_area")
 
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"cv_summary.csv", "cv_summary.md", "summary.csv"} <= arts
@@ -185,6 +182,15 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     mlflow.set_tracking_uri(tracking_uri)
     assert len(mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").unwrap_python_model().generators) == 4
 
+    # The sweep's own row scored afresh from its logged models (python -m ggo rescore's library), for
+    # rescore --with-seeds-of below, once its runs belong to two one-seed rows.
+    from ggo.evaluation.evaluate import EvalSettings
+    from ggo.sweeps.rescore import load_parent, rescore
+
+    sweep_row = load_parent(tracking_uri, parent.info.run_id, tmp_path / "sweep-row")
+    assert [len(members) for _, members in sweep_row.folds] == [2, 2]
+    whole = rescore(sweep_row, EvalSettings.from_config(sweep_row.config.eval))
+
     # python -m ggo.join: the same run from two one-seed rows. The sweep's seed-0 and seed-1 runs
     # become the children of two CV parents (what two `train.seed=N` sweeps would have made).
     from ggo import tracking
@@ -217,14 +223,49 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     assert "fold/seed 0/0, 1/0 appear in more than one" in capsys.readouterr().err
     assert len(client.search_runs([joined.info.experiment_id])) == before
 
+    # python -m ggo rescore --with-seeds-of: the seed-1 row's fold models join the seed-0 row's,
+    # scored afresh from the logged models without writing anything: what the train.seed=0,1
+    # sweep's own parent scores the same way. (Its logged metrics come from the maps the runs
+    # computed in their mixed precision; the loaded models predict in float32: close, not equal.)
+    from ggo.sweeps.rescore import main as rescore_main
+
+    capsys.readouterr()
+    assert rescore_main([rows[0], "--with-seeds-of", rows[1], "--tracking-uri", tracking_uri]) == 0
+    printed = capsys.readouterr().out
+    seeds = re.search(r"^  \+ seeds \(2 per fold\)\s+val/dice [0-9.]+ \+- [0-9.]+  oof/dice ([0-9.]+)  test dice ([0-9.]+) "
+                      r"precision ([0-9.]+) recall ([0-9.]+)", printed, re.M)  # fmt: skip
+    assert seeds, printed
+    same = (whole.oof["dice"].mean(), whole.test["dice"], whole.test["precision"], whole.test["recall"])
+    assert tuple(map(float, seeds.groups())) == pytest.approx(same, abs=6e-4)
+    want = (m["oof/dice"], m["test/dice"], m["test/precision"], m["test/recall"])
+    assert tuple(map(float, seeds.groups())) == pytest.approx(want, abs=0.02)
+    assert "+ seeds (2 per fold) minus as trained:" in printed and len(client.search_runs([joined.info.experiment_id])) == before
+
+    # python -m ggo table: both ensembles (the sweep's parent as the pix2pix recipe row, the joined
+    # run paired against it on the same films: no difference), the joined run's command its own.
+    from ggo.sweeps.ablation import main as table_main
+
+    client.set_tag(parent.info.run_id, "ggo.overrides", "+sweeps=cv train.epochs=2 train.patience=0")
+    capsys.readouterr()
+    assert table_main(["--experiment", "ggo", "--tracking-uri", tracking_uri]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = {r["command"]: r for r in (dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[1:])}
+    versus = "vs pix2pix recipe: dice difference, 95% CI"
+    assert set(table) == {f"`python -m ggo.train -m +sweeps=cv train.epochs=2 train.patience=0`", f"`python -m ggo.join {' '.join(rows)}`"}
+    baseline, joined_row = (table[c] for c in sorted(table, key=lambda c: "join" in c))
+    assert baseline["variant"] == "pix2pix recipe" and baseline[versus] == "baseline"
+    assert joined_row["variant"] == "data.fold=0,1 train.seed=0,1" and joined_row[versus] == "+0.000 [+0.000, +0.000] oof noise"
+    assert baseline["test dice (ensemble)"] == joined_row["test dice (ensemble)"] == f"{m['test/dice']:.3f}"
+
 
 @pytest.fixture(scope="module")
 def lung_cv(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """A 2-fold CV of a tiny lung-head recipe (trained once per module): its directory, store,
-    parent run and children by fold."""
+    """A 2-fold CV of a tiny lung-head recipe (trained once per module), with GGO-free films scored
+    beside the GGO ones: its directory, store, parent run and children by fold."""
     tmp_path = tmp_path_factory.mktemp("lung_cv")
     tracking_uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3"]
+    overrides = [*tiny_overrides(tmp_path, tracking_uri), "gen.lung_head=true", "train.epochs=6", "train.g_lr=3e-3", "data.n_ggo_free=6"]
     proc = subprocess.run([sys.executable, "-m", "ggo.train", "-m", "data.fold=0,1", *overrides],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -236,7 +277,7 @@ def lung_cv(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 @pytest.mark.xdist_group("lung_cv")
-def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(lung_cv: SimpleNamespace) -> None:
+def test_floor_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensemble(lung_cv: SimpleNamespace) -> None:
     import yaml
 
     from ggo.data import prepare_from_config
@@ -244,8 +285,7 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
     from ggo.evaluation.metrics import evaluate
 
     tmp_path, tracking_uri, parent, children = lung_cv.path, lung_cv.uri, lung_cv.parent, lung_cv.children
-    script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
-    proc = subprocess.run([sys.executable, str(script), "--lungs-from", parent.info.run_id, "--tracking-uri", tracking_uri],
+    proc = subprocess.run([sys.executable, "-m", "ggo", "floor", "--lungs-from", parent.info.run_id, "--tracking-uri", tracking_uri],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     printed = {m[0]: (int(m[1]), *map(float, m[2:])) for m in re.findall(
@@ -274,38 +314,81 @@ def test_floor_rows_scores_the_lungs_predicted_out_of_fold_and_by_the_fold_ensem
 
 
 @pytest.mark.xdist_group("lung_cv")
-def test_rescore_cv_reproduces_the_parents_numbers_and_scores_the_hard_lung_gate_beside_them(lung_cv: SimpleNamespace) -> None:
-    script = Path(__file__).resolve().parents[1] / "scripts" / "rescore_cv.py"
-    proc = subprocess.run([sys.executable, str(script), lung_cv.parent.info.run_id, "--set", "eval.lung_gate=hard",
+def test_rescore_reproduces_the_parents_numbers_and_scores_the_hard_lung_gate_beside_them(lung_cv: SimpleNamespace) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ggo", "rescore", lung_cv.parent.info.run_id, "--set", "eval.lung_gate=hard",
                            "--tracking-uri", lung_cv.uri], cwd=lung_cv.path, capture_output=True, text=True,
                           timeout=300, env=dict(os.environ))  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {m[0].strip(): tuple(map(float, m[1:])) for m in re.findall(
         r"^  (as trained|lung_gate=hard)\s+val/dice ([0-9.]+) \+- [0-9.]+  oof/dice ([0-9.]+)  test dice ([0-9.]+) "
-        r"precision ([0-9.]+) recall ([0-9.]+)", proc.stdout, re.M)}  # fmt: skip
+        r"precision ([0-9.]+) recall ([0-9.]+)  \(threshold [0-9.]+, min px \d+\)  GGO-free area oof ([0-9.]+)", proc.stdout, re.M)}  # fmt: skip
     assert set(rows) == {"as trained", "lung_gate=hard"}, proc.stdout
-    # "As trained" is what the parent logged: the fold mean of val/dice, the out-of-fold dice and
-    # the ensemble's test scores after the post-processing chosen on the validation folds.
+    # "As trained" is what the parent logged: the fold mean of val/dice, the out-of-fold dice, the
+    # ensemble's test scores and the GGO-free films' area after the post-processing chosen on the
+    # validation folds.
     m = mlflow.MlflowClient(lung_cv.uri).get_run(lung_cv.parent.info.run_id).data.metrics
-    logged = (m["val/dice_fold_mean"], m["oof/dice"], m["test/dice"], m["test/precision"], m["test/recall"])
+    logged = (m["val/dice_fold_mean"], m["oof/dice"], m["test/dice"], m["test/precision"], m["test/recall"], m["oof/ggo_free_area"])
     assert rows["as trained"] == pytest.approx(logged, abs=1e-3)
-    assert re.search(r"^  oof: [+-][0-9.]+ dice, 95% CI \[", proc.stdout, re.M), proc.stdout
+    assert all(0.0 <= v <= 1.0 for v in rows["lung_gate=hard"])
+    assert re.search(r"^  lung_gate=hard minus as trained:\n  oof: [+-][0-9.]+ dice, 95% CI \[", proc.stdout, re.M), proc.stdout
     assert re.search(r"^  test: [+-][0-9.]+ dice, 95% CI \[", proc.stdout, re.M), proc.stdout
 
-    bad = subprocess.run([sys.executable, str(script), lung_cv.parent.info.run_id, "--set", "eval.threshold=0.3",
-                          "--tracking-uri", lung_cv.uri], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert bad.returncode != 0 and "KEY one of lung_gate, tta_flip" in bad.stderr
+
+@pytest.mark.xdist_group("lung_cv")
+def test_ggo_free_reproduces_the_parents_logged_ggo_free_area_and_writes_its_films(lung_cv: SimpleNamespace) -> None:
+    import pandas as pd
+
+    out = lung_cv.path / "ggo-free-csv"
+    proc = subprocess.run([sys.executable, "-m", "ggo", "ggo-free", lung_cv.parent.info.run_id, "--tracking-uri", lung_cv.uri,
+                           "--csv", str(out)], cwd=lung_cv.path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    m = mlflow.MlflowClient(lung_cv.uri).get_run(lung_cv.parent.info.run_id).data.metrics
+    printed = {s: (float(v), int(n)) for s, v, n in re.findall(r"(oof|test)/ggo_free_area ([0-9.]+) \((\d+) films\)", proc.stdout)}
+    assert "oof" in printed, proc.stdout
+    table = pd.read_csv(out / f"{lung_cv.parent.info.run_id}_ggo_free.csv")
+    for split, (value, n) in printed.items():
+        assert value == pytest.approx(m[f"{split}/ggo_free_area"], abs=1e-4), split
+        rows = table[table["split"] == split]
+        assert len(rows) == n and rows["pred_fraction"].mean() == pytest.approx(value, abs=1e-4)
+        assert rows["pred_fraction"].between(0, 1).all()
+    assert len(table) == sum(n for _, n in printed.values())  # each film once: out of fold, or a test patient's
 
 
-def test_floor_rows_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path: Path, tracking_uri: str) -> None:
+@pytest.mark.xdist_group("lung_cv")
+def test_table_prints_one_row_per_cv_parent_with_the_numbers_it_logged(lung_cv: SimpleNamespace) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ggo", "table", "--experiment", "ggo", "--tracking-uri", lung_cv.uri],
+                          cwd=lung_cv.path, capture_output=True, text=True, timeout=300, env=dict(os.environ))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[0] == "variant" and len(header) == 14 and set(lines[1].replace("|", "")) == {"-"}
+    assert len(lines) == 3, proc.stdout  # one CV parent in the store
+    row = dict(zip(header, (c.strip() for c in lines[2].strip("|").split("|"))))
+    run = mlflow.MlflowClient(lung_cv.uri).get_run(lung_cv.parent.info.run_id)
+    m, tags = run.data.metrics, run.data.tags
+    assert row["val/dice (5-fold mean +- std)"] == f"{m['val/dice']:.3f} +- {m['val/dice_std']:.3f}"
+    assert row["test dice (ensemble)"] == f"{m['test/dice']:.3f}" and row["test recall"] == f"{m['test/recall']:.3f}"
+    assert row["GGO-free area (oof)"] == f"{m['oof/ggo_free_area']:.4f}"
+    assert row["threshold / min px (chosen on val)"] == f"{tags['ggo.threshold']} / {tags['ggo.min_component_px']}"
+    assert "gen.lung_head=true" in row["variant"] and row["command"] == f"`python -m ggo.train -m {tags['ggo.overrides']}`"
+    assert row["vs pix2pix recipe: dice difference, 95% CI"] == "-"  # no pix2pix recipe row in this store
+    assert re.fullmatch(r"\d+ min", row["wall time"])
+
+    missing = subprocess.run([sys.executable, "-m", "ggo", "table", "--experiment", "nope", "--tracking-uri", lung_cv.uri],
+                             capture_output=True, text=True, timeout=120, env=dict(os.environ))  # fmt: skip
+    assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr
+
+
+def test_floor_refuses_a_run_that_is_not_a_cross_validation_parent(tmp_path: Path, tracking_uri: str) -> None:
     from ggo import tracking
 
     tracking.ensure_store(tracking_uri)
     run = tracking.create_run(tracking_uri, "ggo", run_name="lonely", tags={})
-    script = Path(__file__).resolve().parents[1] / "scripts" / "floor_rows.py"
-    proc = subprocess.run([sys.executable, str(script), "--lungs-from", run, "--tracking-uri", tracking_uri],
+    proc = subprocess.run([sys.executable, "-m", "ggo", "floor", "--lungs-from", run, "--tracking-uri", tracking_uri],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert proc.returncode == 2 and "0 cross-validated configurations" in proc.stderr and "gen.lung_head=true" in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "0 cross-validation configurations" in proc.stderr and "gen.lung_head=true" in proc.stderr
 
 
 def test_folds_that_teach_their_heads_with_different_film_counts_or_ran_on_other_threads_are_one_configuration() -> None:
@@ -331,7 +414,7 @@ def test_folds_that_teach_their_heads_with_different_film_counts_or_ran_on_other
 def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_other_recipes_or_the_same_seed_twice(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    """scripts/rescore_cv.py --with-seeds-of and python -m ggo.join: parents of one recipe trained
+    """python -m ggo rescore --with-seeds-of and python -m ggo join: parents of one recipe trained
     with other seeds join as more members per fold; a param both logged must match (but for the
     job's thread count); a fold's seed may come once."""
     from ggo import tracking
@@ -358,7 +441,7 @@ def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_othe
     runs, config, one_sided = join_seeds(tracking_uri, [seed0, seed1], tmp_path)
     members = {fold: [r.data.params["train.seed"] for r in rs] for fold, rs in by_fold(runs).items()}
     assert members == {0: ["0", "1"], 1: ["0", "1"]}
-    assert config == {"train": {"seed": 0}} and one_sided == ["train.ema"]
+    assert config.train.seed == 0 and one_sided == ["train.ema"]
 
     with pytest.raises(ValueError, match=r"not one recipe \(train.g_lr: '0.0002' vs '0.001'\)"):
         join_seeds(tracking_uri, [seed0, parent(1, g_lr="0.001")], tmp_path)

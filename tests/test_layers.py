@@ -29,9 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "entry": {"core", "runtime", "tracking", "data", "models", "evaluation", "serving", "training", "sweeps", "ship", "bench"},
 }
 CORE = {"config", "paths", "heads"}  # ggo/config/ is a package of the core
-#: Top-level modules that are commands: ``train`` (the Hydra entry point) and the thin
+#: Top-level modules that are commands: ``__main__`` (``python -m ggo COMMAND``, the front door
+#: that dispatches to every command), ``train`` (the Hydra entry point) and the thin
 #: ``python -m ggo.X`` shims over modules that live in a stage package.
-ENTRY = {"train", "promote", "predict", "compare", "join", "runs", "report"}
+ENTRY = {"__main__", "train", "promote", "predict", "compare", "join", "runs", "report"}
 
 
 def module_name(path: Path) -> str:

@@ -198,8 +198,8 @@ def test_predict_exits_zero_when_every_input_succeeds_and_scores_against_the_dat
 
 
 @pytest.mark.slow
-def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
-    tiny_sweep: TinySweep, champion: str, tmp_path: Path
+def test_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
+    tiny_sweep: TinySweep, champion: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ggo.data import iter_records, make_synthetic_dataset, to_grayscale_uint8
     from ggo.ship.predict import load_segmenter, model_settings
@@ -207,9 +207,8 @@ def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
 
     root = make_synthetic_dataset(tmp_path / "ds", n_images=5, n_patients=5, image_size=80, seed=4)
     out = tmp_path / "docs" / "figure.png"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "overlay_figure.py"
     args = ["--model", champion, "--tracking-uri", tiny_sweep.uri, "--data", str(root), "--split", "all", "--n", "3", "--size", "80"]
-    proc = subprocess.run([sys.executable, str(script), *args, "--out", str(out)], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "ggo", "figure", *args, "--out", str(out)], cwd=tmp_path,
                           env=subprocess_env(CUDA_VISIBLE_DEVICES="-1"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     shown = re.findall(r"^(\S+): dice ([0-9.]+)$", proc.stdout, re.M)
@@ -240,6 +239,14 @@ def test_overlay_figure_draws_films_spread_over_the_dice_ranking_with_tp_fp_fn(
         cell = picture[:, k * 86 + (80 - w) // 2 : k * 86 + (80 - w) // 2 + w]
         top = film_rows(cell, gray, true | pred)
         assert_outcomes_painted(cell[top : top + h], true, pred, gray)
+
+    # An output OpenCV cannot write, and a model that is not there: exit 2, saying which.
+    from ggo.ship.figure import main as figure_main
+
+    assert figure_main([*args, "--out", str(tmp_path / "figure.txt")]) == 2
+    assert "give a .jpg or .png path" in capsys.readouterr().err
+    assert figure_main([*args[:1], "runs:/0123456789abcdef0123456789abcdef/model", *args[2:], "--out", str(out)]) == 2
+    assert "0123456789abcdef0123456789abcdef" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -75,6 +75,15 @@ def ensure_store(uri: str | None = None) -> str:
     return uri
 
 
+def existing_store(uri: str | None) -> str:
+    """The store ``uri`` names (:func:`resolve_uri`: None is $MLFLOW_TRACKING_URI or the project
+    store), for a command that only reads it: a missing ``sqlite:///`` file raises
+    FileNotFoundError (:func:`check_store_exists`) instead of becoming an empty store."""
+    resolved = resolve_uri(uri)
+    check_store_exists(resolved)
+    return resolved
+
+
 def check_store_exists(uri: str) -> None:
     """Raise FileNotFoundError for a ``sqlite:///`` store whose file is missing.
 

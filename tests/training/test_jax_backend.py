@@ -1,5 +1,5 @@
 """The JAX backend (``train.backend=jax``): the numpy input pipeline, the JaxGAN step against the
-TensorFlow step, learning, precisions, the CLI end to end, and the GPU check script on a CPU.
+TensorFlow step, learning, precisions, the CLI end to end, and the GPU check (``ggo.bench.gpu``) on a CPU.
 
 This pytest process holds Keras on TensorFlow, so everything on JAX runs in subprocesses with
 ``KERAS_BACKEND=jax``. Each such subprocess (and any process it starts) runs under a
@@ -552,37 +552,54 @@ def test_train_cli_on_jax_trains_evaluates_and_tracks_to_mlflow_without_importin
 
 
 # ------------------------------------------------------------------ the GPU check, on a CPU
-@pytest.mark.slow
-def test_gpu_check_script_reports_every_precision_from_a_written_cache(jax_env, tmp_path):
-    import importlib.util
+def test_the_gpu_check_module_imports_nothing_the_device_lacks():
+    """The device has JAX, Keras and numpy only: importing ggo, ggo.bench and ggo.bench.gpu (and
+    reading its --help) must load no TensorFlow, MLflow, Hydra, OpenCV, pandas or Keras."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "import ggo, ggo.bench, ggo.bench.gpu\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    ggo.bench.gpu.main(['--help'])\n"
+        "heavy = ('tensorflow', 'mlflow', 'hydra', 'omegaconf', 'cv2', 'pandas', 'keras', 'jax', 'torch')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"importing the GPU check loaded {proc.stdout.strip()}"
 
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+
+@pytest.mark.slow
+def test_gpu_check_reports_every_precision_from_a_written_cache(jax_env, tmp_path):
+    from ggo.bench import gpu
+
     source = tmp_path / "cache"
     source.mkdir()
     images, masks = disks(12, size=64)
     np.save(source / "images.npy", images * 2 - 1)
     np.save(source / "masks.npy", masks.astype(np.uint8))
     npz = tmp_path / "cache_64.npz"
-    gpu_check.main(["--write-cache", str(npz), "--from", str(source), "--n", "8"])
-    loaded_images, loaded_masks = gpu_check.load_cache(str(npz), 32)  # 64 -> 32 block average
+    assert gpu.main(["--write-cache", str(npz), "--from", str(source), "--n", "8"]) == 0
+    loaded_images, loaded_masks = gpu.load_cache(str(npz), 32)  # 64 -> 32 block average
     assert loaded_images.shape == loaded_masks.shape == (8, 32, 32, 1)
     assert set(np.unique(loaded_masks).tolist()) <= {0.0, 1.0}
+    assert gpu.main(["--write-cache", str(npz), "--from", str(tmp_path / "nowhere")]) == 2  # names the folder
 
+    # As on the device: python3 -m ggo.bench.gpu, one process per precision, no TensorFlow anywhere.
     out = tmp_path / "gpu_check.json"
     proc = run_jax(
-        [str(ROOT / "scripts" / "gpu_check.py"), "--cache", str(npz), "--resolution", "64", "--steps", "3",
+        ["-m", "ggo.bench.gpu", "--cache", str(npz), "--resolution", "64", "--steps", "3",
          "--warmup", "1", "--batch", "4", "--depth", "3", "--gen-filters", "4", "--disc-filters", "4",
          "--max-filters", "16", "--out", str(out)],
-        jax_env, tmp_path,
-    )
+        jax_env, tmp_path, cwd=tmp_path,
+    )  # fmt: skip
     rows = json.loads(out.read_text())
     assert [r["precision"] for r in rows] == ["float32", "mixed_float16", "mixed_bfloat16"]
     for r in rows:
         assert "error" not in r, r
         assert r["fit_images_per_s"] > 0 and r["step_images_per_s"] > 0 and r["finite"]
         assert r["peak_gpu_gib"] is None  # a CPU has no memory_stats
+        assert r["resolution"] == 64 and r["batch"] == 4 and r["steps"] == 3
     assert (rows[1]["loss_scale"] or 0) > 0 and rows[0]["loss_scale"] is None
     assert "precision | fit_images_per_s" in proc.stdout
 

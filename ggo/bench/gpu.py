@@ -4,17 +4,21 @@ Trains the default pix2pix pair (U-Net depth 4 / 16 filters + 70 px PatchGAN, Ad
 adversarial) with ``ggo.training.jax_gan.JaxGAN`` for a fixed number of steps in float32,
 mixed_float16 and mixed_bfloat16, each in its own process (so each peak is its own), and prints
 one JSON line per precision plus a table. Needs JAX, Keras and numpy only: no TensorFlow, no
-MLflow/Hydra, no OpenCV unless ``--augment``.
+MLflow/Hydra, no OpenCV unless ``--augment`` (importing ``ggo``, ``ggo.bench`` and this module
+loads none of them).
 
-On the device machine (JAX + CUDA, no TensorFlow), with the wheels carried in gpu_carry/::
+On the device machine (JAX + CUDA, no TensorFlow), with what ``scripts/gpu_carry.sh`` built in
+gpu_carry/::
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
         --target /tmp/site gpu_carry/wheels/*.whl && export PYTHONPATH=/tmp/site:$PWD
-    python3 scripts/gpu_check.py --cache gpu_carry/cache_res256.npz --out $OUT/gpu_check.json
+    python3 -m ggo.bench.gpu --cache gpu_carry/cache_res256.npz --out $OUT/gpu_check.json --expect-gpu
 
-Here, to make that cache from the real one (``python -m ggo.data prepare preprocess=res256``)::
+Here, to make that cache from the real data's 256 px cache (built first if missing), or from any
+cache folder::
 
-    python scripts/gpu_check.py --write-cache gpu_carry/cache_res256.npz --from data/cache/<key> --n 64
+    python -m ggo.bench.gpu --write-cache gpu_carry/cache_res256.npz --n 64
+    python -m ggo.bench.gpu --write-cache gpu_carry/cache_res256.npz --from data/cache/<key> --n 64
 
 Per precision it reports: ``fit_images_per_s`` (``JaxGAN.fit`` on the numpy pipeline, timed per
 batch after the warm-up steps, every batch synced as fit's NaN check does; the ``_median_step``
@@ -34,17 +38,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+PROG = "python -m ggo.bench.gpu"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 # ------------------------------------------------------------------ data
 def write_cache(out: Path, source: Path, n: int) -> None:
-    """A small carried cache: the first ``n`` images (float16) and masks (bit-packed)."""
+    """A small carried cache: the first ``n`` images (float16) and masks (bit-packed) of the cache
+    folder ``source``; a FileNotFoundError names a folder without images.npy and masks.npy."""
     import numpy as np
 
+    missing = [name for name in ("images.npy", "masks.npy") if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{source} holds no {' or '.join(missing)}: give --from a ggo cache folder (data/cache/<key>)")
     images = np.load(source / "images.npy", mmap_mode="r")[:n]
     masks = np.load(source / "masks.npy", mmap_mode="r")[:n]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +64,15 @@ def write_cache(out: Path, source: Path, n: int) -> None:
         masks_shape=np.array(masks.shape),
     )
     print(f"wrote {out}: {len(images)} images {images.shape[1:]} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+def real_cache(resolution: int) -> Path:
+    """The real data's cache folder at ``resolution`` (the schema's default data), built if missing.
+    Needs ggo's data stack (OpenCV, pandas): only here, never on the device."""
+    from ggo.config import DataConfig, PreprocessConfig
+    from ggo.data import prepare_from_config
+
+    return Path(prepare_from_config(DataConfig(), PreprocessConfig(resolution=resolution), progress=True).path)
 
 
 def blobs(n: int, size: int, seed: int = 0):
@@ -98,16 +116,12 @@ def load_cache(path: str | None, resolution: int):
 
 # ------------------------------------------------------------------ one precision
 def _jax_trainer():
-    """ggo's JAX trainer (``for_backend("jax")``), imported without torchvision or TensorFlow."""
+    """ggo's JAX trainer (``for_backend("jax")``), imported without TensorFlow."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    # ggo/__init__ imports torchvision for ggo.data; this check needs neither, and keeps torch's
-    # CUDA libraries out of the JAX process.
-    sys.modules.setdefault("torchvision", None)
-    sys.path.insert(0, str(ROOT))
     from ggo.training import for_backend
 
     try:
-        return for_backend("jax", by="scripts/gpu_check.py trains on JAX (KERAS_BACKEND=jax)")
+        return for_backend("jax", by=f"{PROG} trains on JAX (KERAS_BACKEND=jax)")
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -234,10 +248,10 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", help="an .npz from --write-cache or a cache folder (images.npy, masks.npy); default synthetic blobs")
-    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--resolution", type=int, default=256, help="image size trained at (default: %(default)s)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=50, help="measured steps per precision")
     p.add_argument("--warmup", type=int, default=5, help="steps before timing (the first one compiles)")
@@ -245,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gen-filters", type=int, default=16, help="gen.base_filters")
     p.add_argument("--disc-filters", type=int, default=32, help="disc.base_filters (PatchGAN, 3 layers: 70 px)")
     p.add_argument("--max-filters", type=int, default=256, help="gen.max_filters and disc.max_filters")
-    p.add_argument("--precisions", default=",".join(PRECISIONS))
+    p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated (default: %(default)s)")
     p.add_argument("--augment", action="store_true", help="the default augmentation (needs OpenCV)")
     p.add_argument("--workers", type=int, default=1, help="input pipeline threads")
     p.add_argument("--timeout", type=int, default=200, help="seconds per precision")
@@ -253,40 +267,65 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect-gpu", action="store_true", help="fail rather than measure a CPU when JAX sees no GPU")
     p.add_argument("--only", choices=PRECISIONS, help=argparse.SUPPRESS)  # child: one precision
     p.add_argument("--write-cache", type=Path, help="write a small .npz cache here and exit")
-    p.add_argument("--from", dest="source", type=Path, help="cache folder for --write-cache")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="cache folder for --write-cache (default: the real data's cache at --resolution, built if missing)")
     p.add_argument("--n", type=int, default=64, help="images for --write-cache")
-    args = p.parse_args(argv)
+    return p
 
+
+def child_env() -> dict[str, str]:
+    """The environment of a precision's process: this ggo first on the path, and one JAX
+    compilation cache, so the precisions share their weight initialisers' compilations."""
+    import ggo
+
+    env = dict(os.environ)
+    here = str(Path(ggo.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ggo-gpu-check-xla"))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    return env
+
+
+def run_precision(precision: str, child_args: Sequence[str], timeout: int) -> dict:
+    """One precision measured in a process of its own: its row, or its error."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ggo.bench.gpu", *child_args, "--only", precision],
+            capture_output=True, text=True, timeout=timeout, env=child_env(),
+        )  # fmt: skip
+        found = [line for line in proc.stdout.splitlines() if line.startswith("GPU_CHECK ")]
+        if proc.returncode == 0 and found:
+            row = json.loads(found[-1][len("GPU_CHECK "):])
+        else:
+            row = {"precision": precision, "error": f"exit {proc.returncode}: " + (proc.stderr or proc.stdout)[-1500:]}
+    except subprocess.TimeoutExpired:
+        row = {"precision": precision, "error": f"timed out after {timeout}s"}
+    row["wall_s"] = round(time.perf_counter() - started, 1)
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point: 0 when every precision measured, 1 when one failed, 2 for bad input."""
+    p = build_parser()
+    args = p.parse_args(argv)
     if args.write_cache:
-        if not args.source:
-            p.error("--write-cache needs --from <cache folder with images.npy and masks.npy>")
-        write_cache(args.write_cache, args.source, args.n)
+        try:
+            write_cache(args.write_cache, args.source or real_cache(args.resolution), args.n)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"[ggo] gpu check: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.only:
         print("GPU_CHECK " + json.dumps(measure(args)), flush=True)
         return 0
-
+    unknown = sorted(set(args.precisions.split(",")) - set(PRECISIONS))
+    if unknown:
+        p.error(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
     rows = []
-    child_args = [a for a in (argv if argv is not None else sys.argv[1:])]
-    # The precisions share their weight initialisers' compilations through JAX's disk cache.
-    env = dict(os.environ)
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ggo-gpu-check-xla"))
-    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    child_args = list(argv if argv is not None else sys.argv[1:])
     for precision in args.precisions.split(","):
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [sys.executable, __file__, *child_args, "--only", precision],
-                capture_output=True, text=True, timeout=args.timeout, env=env,
-            )
-            found = [line for line in proc.stdout.splitlines() if line.startswith("GPU_CHECK ")]
-            if proc.returncode == 0 and found:
-                row = json.loads(found[-1][len("GPU_CHECK "):])
-            else:
-                row = {"precision": precision, "error": f"exit {proc.returncode}: " + (proc.stderr or proc.stdout)[-1500:]}
-        except subprocess.TimeoutExpired:
-            row = {"precision": precision, "error": f"timed out after {args.timeout}s"}
-        row["wall_s"] = round(time.perf_counter() - started, 1)
+        row = run_precision(precision, child_args, args.timeout)
         print(json.dumps(row), flush=True)
         rows.append(row)
         if args.out:  # after every precision: a run cut short keeps what it measured
