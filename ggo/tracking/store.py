@@ -5,6 +5,8 @@ so two stores in one process never mix and MLflow's process-wide tracking URI is
 The only exception is :func:`fluent_scope`, for the few calls MLflow offers no client for. Both
 run their calls under :func:`ggo.tracking.server.guard`: ggo's retry limits for a tracking
 server, and a clear :class:`~ggo.tracking.server.TrackingServerUnavailable` when they run out.
+Client calls to a SQLite store locked by another writer are run again
+(:func:`ggo.tracking.sqlite.retry_locked`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Iterator
 
 from ggo.paths import default_tracking_uri
 from ggo.tracking.server import TrackingServerUnavailable, guard
+from ggo.tracking.sqlite import creating, retry_locked
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
@@ -49,7 +52,7 @@ class _GuardedClient:
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
             with guard(self._uri):
-                return attr(*args, **kwargs)
+                return retry_locked(self._uri, lambda: attr(*args, **kwargs), name)
 
         return call
 
@@ -67,11 +70,11 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def ensure_store(uri: str | None = None) -> str:
-    """Create (and migrate) the store if needed; return the resolved URI."""
+    """Create (and migrate) the store if needed; return the resolved URI. Processes creating one
+    SQLite store at once take turns (:func:`ggo.tracking.sqlite.creating`)."""
     uri = resolve_uri(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    client_for(uri).search_experiments(max_results=1)
+    with creating(uri):
+        client_for(uri).search_experiments(max_results=1)
     return uri
 
 
