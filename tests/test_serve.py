@@ -147,6 +147,8 @@ def test_a_request_without_an_image_column_gets_400_with_the_reason_alone(server
 
 
 def test_params_reach_the_model_through_mlflow_pyfunc(tiny_sweep: TinySweep, champion: str, tmp_path: Path) -> None:
+    import mlflow.pyfunc.scoring_server  # noqa: F401 - imported, as some MLflow helpers do: still not a server
+
     from ggo.tracking import load_pyfunc
 
     film = tmp_path / "film.png"

@@ -36,11 +36,16 @@ _SHORT = 240  # characters of a reason taken from MLflow's own message
 
 
 def install(limits: RequestLimits) -> bool:
-    """Guard the scoring server's ``invocations`` with ``limits``; False where there is none to guard."""
+    """Guard the scoring server's ``invocations`` with ``limits``; False where there is none to guard.
+
+    Only a process that ``mlflow models serve`` started is guarded: its app module
+    (``mlflow.pyfunc.scoring_server.app``) loads the model while it is being imported. Another
+    process that merely imported ``mlflow.pyfunc.scoring_server`` keeps MLflow's function as it is.
+    """
     import sys
 
     server = sys.modules.get("mlflow.pyfunc.scoring_server")
-    if server is None:  # not loaded by `mlflow models serve`: nothing to guard, and no FastAPI to import
+    if server is None or "mlflow.pyfunc.scoring_server.app" not in sys.modules:
         return False
     original = getattr(server, "invocations", None)
     if original is None or not callable(original):
