@@ -85,7 +85,7 @@ def test_the_budget_is_checked_before_decoding_and_names_its_variable() -> None:
 
 def test_limits_come_from_the_environment_and_a_bad_value_names_its_variable() -> None:
     limits = RequestLimits.from_env({"GGO_SERVE_MAX_ROWS": "4", "GGO_SERVE_MAX_REQUEST_MEGAPIXELS": "50.5"})
-    assert (limits.max_rows, limits.max_request_pixels, limits.max_cell_mb) == (4, 50_500_000, 40.0)
+    assert (limits.max_rows, limits.max_request_megapixels, limits.max_cell_mb) == (4, 50.5, 40.0)
     for key, value in {"GGO_SERVE_MAX_ROWS": "lots", "GGO_SERVE_MAX_CELL_MB": "-1", "GGO_SERVE_MAX_BODY_MB": "nan",
                        "GGO_SERVE_MAX_IMAGE_MEGAPIXELS": "500"}.items():  # fmt: skip
         with pytest.raises(ValueError, match=f"^{key}="):

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from mlflow.exceptions import MlflowException
 
-from ggo.serving.limits import ENV, RequestLimits
+from ggo.serving.limits import ENV, RequestLimits, million
 from ggo.serving.request import REQUEST_SHAPE, RequestError
 
 _log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def guarded(
     if not content_type:
         return _error(response, 415, "BAD_REQUEST", "the request has no Content-Type: send it as Content-Type: application/json")
     size = len(data) if isinstance(data, (bytes, bytearray, str)) else 0
-    if size > limits.max_body_bytes:
+    if size > million(limits.max_body_mb):
         return _error(
             response, 413, "REQUEST_LIMIT_EXCEEDED",
             f"the request body is {size / 1e6:.1f} MB, over the limit of {limits.max_body_mb:g} MB "

@@ -38,6 +38,11 @@ ENV = {
 }
 
 
+def million(value: float) -> int:
+    """A limit in bytes or pixels from its value in millions (MB, megapixels)."""
+    return int(value * 1e6)
+
+
 @dataclass(frozen=True)
 class RequestLimits:
     """The budget of one request (see the module docstring); every value positive."""
@@ -47,22 +52,6 @@ class RequestLimits:
     max_cell_mb: float = 40.0
     max_request_megapixels: float = 200.0
     max_image_megapixels: float = MAX_PIXELS / 1e6
-
-    @property
-    def max_body_bytes(self) -> int:
-        return int(self.max_body_mb * 1e6)
-
-    @property
-    def max_cell_chars(self) -> int:
-        return int(self.max_cell_mb * 1e6)
-
-    @property
-    def max_request_pixels(self) -> int:
-        return int(self.max_request_megapixels * 1e6)
-
-    @property
-    def max_image_pixels(self) -> int:
-        return int(self.max_image_megapixels * 1e6)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "RequestLimits":
@@ -85,7 +74,7 @@ class RequestLimits:
                 raise ValueError(f"{key}={raw!r}: give {what} above 0 (default {spec.default}), or unset it")
             values[spec.name] = value
         limits = cls(**values)  # type: ignore[arg-type]
-        if limits.max_image_pixels > MAX_PIXELS:
+        if million(limits.max_image_megapixels) > MAX_PIXELS:
             raise ValueError(
                 f"{ENV['max_image_megapixels']}={limits.max_image_megapixels:g}: at most {MAX_PIXELS / 1e6:g} "
                 "(OpenCV's pixel cap in ggo); lower it, or unset it"
@@ -97,4 +86,4 @@ class RequestLimits:
         return ", ".join(f"{ENV[f.name]}={getattr(self, f.name):g}" for f in fields(self))
 
 
-__all__ = ["ENV", "RequestLimits"]
+__all__ = ["ENV", "RequestLimits", "million"]

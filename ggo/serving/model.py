@@ -47,7 +47,7 @@ import pandas as pd
 import mlflow.models
 import mlflow.pyfunc
 
-from ggo.serving.limits import RequestLimits
+from ggo.serving.limits import RequestLimits, million
 from ggo.serving.request import FRAME_COLUMNS, REQUEST_SHAPE, RequestError, as_frame, read_rows, segment_rows
 
 PREPROCESS_ARTIFACT = "preprocess"
@@ -175,7 +175,7 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             with _ONE_AT_A_TIME:
                 return segment_rows(
                     rows, prepare=self.prepare, infer=self.infer, restore=self.restore, threshold=threshold,
-                    max_pixels=limits.max_image_pixels,
+                    max_pixels=million(limits.max_image_megapixels),
                 )  # fmt: skip
         except RequestError:
             raise

@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, REQUEST_LIMIT_EXCEEDED
 
 from ggo.data.imagefile import ImageFileError, ImageHeader, decode, read_header
-from ggo.serving.limits import ENV, RequestLimits
+from ggo.serving.limits import ENV, RequestLimits, million
 
 FRAME_COLUMNS = ("status", "error", "mask_png_b64", "ggo_fraction", "height", "width")
 REQUEST_SHAPE = '{"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}'
@@ -109,14 +109,14 @@ def read_rows(frame: pd.DataFrame, limits: RequestLimits) -> list[Row]:
         )  # fmt: skip
     cells = list(frame["image_b64"].iloc[:, 0] if frame["image_b64"].ndim == 2 else frame["image_b64"])
     for i, value in enumerate(cells):
-        if isinstance(value, (str, bytes)) and len(value) > limits.max_cell_chars:
+        if isinstance(value, (str, bytes)) and len(value) > million(limits.max_cell_mb):
             raise RequestError(
                 f"row {i}: its image_b64 is {len(value) / 1e6:.1f} MB, over the limit of {limits.max_cell_mb:g} MB "
                 f"per image ({ENV['max_cell_mb']}): send a smaller file (PNG of the X-ray at its own size)", 413,
             )  # fmt: skip
     rows = [_read_row(value, i, limits) for i, value in enumerate(cells)]
     pixels = sum(row.header.pixels for row in rows if row.header is not None)
-    if pixels > limits.max_request_pixels:
+    if pixels > million(limits.max_request_megapixels):
         raise RequestError(
             f"the request's images hold {pixels / 1e6:.0f} megapixels, over the limit of "
             f"{limits.max_request_megapixels:g} per request ({ENV['max_request_megapixels']}): send fewer "
@@ -129,7 +129,7 @@ def _read_row(value: Any, index: int, limits: RequestLimits) -> Row:
     label = f"row {index}"
     try:
         data = _b64_bytes(value, label)
-        return Row(index, data, read_header(data, label, limits.max_image_pixels))
+        return Row(index, data, read_header(data, label, million(limits.max_image_megapixels)))
     except ValueError as exc:  # ImageFileError is one
         return Row(index, error=str(exc))
 
