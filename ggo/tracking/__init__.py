@@ -12,8 +12,9 @@ can use several stores.
 
 The default store is ``sqlite:///<project root>/mlruns/mlflow.db`` with artifacts under
 ``<project root>/mlruns/artifacts``, whatever directory Hydra runs a job in. Several processes
-creating a new SQLite store at once race in its schema migration, so :func:`ensure_store` is
-called once by the sweep's driver before any job starts.
+opening a new SQLite store at once would race in its schema migration, so the first opening in
+each process takes the store's file lock (:mod:`~ggo.tracking.sqlite`), and :func:`ensure_store`
+is called once by the sweep's driver before any job starts.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ so running the same call again is safe. :func:`retry_locked` does that with back
 about :data:`WAIT_MINUTES`, instead of failing a job that has trained for hours. Many writers
 are better served by ``mlflow server`` (one process owns the file; README: scale-out).
 
-A new store's schema is made by MLflow's migrations, which two processes running at once would
-interleave; :func:`creating` holds a file lock (``filelock``) beside the database while one
-process creates it (:func:`ggo.tracking.store.ensure_store`).
+A new store's schema is made by MLflow's migrations when a process first opens the store, which
+two processes doing at once would interleave (one creating the store, another reading it, as
+``python -m ggo.runs clean`` does). :func:`creating` holds a file lock (``filelock``) beside the
+database while a process opens it for the first time (:func:`ggo.tracking.store.client_for`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def retry_locked(uri: str, call: Callable[[], T], what: str = "an MLflow call") 
 
 @contextmanager
 def creating(uri: str) -> Iterator[None]:
-    """Hold ``<database>.lock`` for the block when ``uri`` is a SQLite store (its folder is made)."""
+    """Hold ``<database>.lock`` for the block when ``uri`` is a SQLite store (its folder is made;
+    where the lock file cannot be written, the block runs without it)."""
     from filelock import FileLock
 
     path = sqlite_path(uri)
@@ -75,8 +77,16 @@ def creating(uri: str) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire()
+    except OSError:  # a store in a folder this user may not write: read it as it is (nobody can migrate it here)
         yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 __all__ = ["BACKOFF_SECONDS", "creating", "is_locked", "retry_locked", "sqlite_path"]
