@@ -69,6 +69,6 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
 
 
 def write_text(target: str | Path, text: str) -> None:
-    """``Path(target).write_text(text)``, through :func:`atomic_file`."""
+    """``Path(target).write_text(text)`` in UTF-8, through :func:`atomic_file`."""
     with atomic_file(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
