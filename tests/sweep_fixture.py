@@ -24,9 +24,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -139,6 +140,28 @@ def copy_store(sweep: TinySweep, dst: Path) -> str:
         src.close()
         out.close()
     return f"sqlite:///{target}"
+
+
+@contextmanager
+def model_server(tracking_uri: str, model_uri: str, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``mlflow models serve -m model_uri`` on a free 127.0.0.1 port, with ``env`` added to its
+    environment; yields its base URL and process (the ``mlflow`` command, which runs uvicorn), and
+    stops the whole process group afterwards."""
+    port = free_port()
+    bin_dir = str(Path(sys.executable).parent)  # the server runs `uvicorn` from the virtualenv
+    full_env = subprocess_env(MLFLOW_TRACKING_URI=tracking_uri, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), **env)
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port)],
+            env=full_env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", proc, timeout=120, log=log)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        stop_process_group(proc)
+    assert proc.poll() is not None
 
 
 def free_port() -> int:

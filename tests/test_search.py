@@ -406,6 +406,37 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(app: Pa
     assert len(set(xs)) == 4, "the oracle never proposes a finished trial's values again"
 
 
+@pytest.mark.slow
+def test_overwrite_deletes_nothing_while_another_driver_holds_the_search(app: Path) -> None:
+    from hydra_plugins.ggo_keras_tuner_sweeper._lock import LOCK_FILE
+
+    args = ["hydra.sweeper.oracle=random", "hydra.sweeper.seed=7", "hydra.sweeper.max_trials=2", "+hydra.sweeper.params={x: {type: int, min: 0, max: 9}}"]
+    assert run_app(app, args).returncode == 0
+    project = app / "kt" / "search"
+    before = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
+    assert "oracle.json" in before and "trial_0/trial.json" in before
+    holder = (
+        "import sys, time\nfrom pathlib import Path\n"
+        "from hydra_plugins.ggo_keras_tuner_sweeper._lock import DriverLock\n"
+        "with DriverLock(Path(sys.argv[1])):\n    print('holding', flush=True)\n    time.sleep(300)\n"
+    )  # a driver still running the search
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(project / LOCK_FILE)], cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        second = run_app(app, [*args, "hydra.sweeper.overwrite=true"])
+        assert second.returncode != 0 and "Another driver" in second.stdout + second.stderr
+        assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file() and p.name != LOCK_FILE) == [
+            name for name in before if name != LOCK_FILE
+        ], "the running search's state is untouched"
+    finally:
+        proc.kill()
+        proc.wait()
+    again = run_app(app, [*args, "hydra.sweeper.overwrite=true"])  # the lock is free: overwrite starts afresh
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert [c["trial"] for c in calls(app)] == ["0", "1", "0", "1"]
+    assert not list(project.rglob("*.partial")), "every state file was written whole"
+
+
 # --- real searches (ggo training at 64 px on synthetic data) ------------------------------------
 
 

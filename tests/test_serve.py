@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -34,15 +33,7 @@ import numpy as np
 import pytest
 
 from helpers import real_data_root
-from sweep_fixture import (  # noqa: F401 - fixtures
-    TinySweep,
-    champion,
-    free_port,
-    stop_process_group,
-    subprocess_env,
-    tiny_sweep,
-    wait_for_http,
-)
+from sweep_fixture import TinySweep, champion, model_server, tiny_sweep  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 SERVING_DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
@@ -52,22 +43,8 @@ ROW_FIELDS = ("mask_png_b64", "ggo_fraction", "height", "width")
 @pytest.fixture(scope="module")
 def server(tiny_sweep: TinySweep, champion: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow models serve -m models:/ggo-segmenter@champion`` on a free 127.0.0.1 port; its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    bin_dir = str(Path(sys.executable).parent)  # the server runs `uvicorn` from the virtualenv
-    env = subprocess_env(MLFLOW_TRACKING_URI=tiny_sweep.uri, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", champion, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port)],
-            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", proc, timeout=120, log=log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process_group(proc)
-    assert proc.poll() is not None
+    with model_server(tiny_sweep.uri, champion, tmp_path_factory.mktemp("serve") / "server.log") as (url, _):
+        yield url
 
 
 def invoke(base_url: str, images: list[bytes]) -> list[dict[str, Any]]:
@@ -166,10 +143,12 @@ def test_a_request_without_an_image_column_gets_400_with_the_reason_alone(server
     assert caught.value.code == 400
     answer = json.loads(caught.value.read())
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and "stack_trace" not in answer
-    assert answer["message"] == "the request needs a column 'image_b64' (base64 of each image file) or 'path'; it has ['image']"
+    assert answer["message"] == "the request needs a column 'image_b64' (base64 of each image file); it has ['image']"
 
 
 def test_params_reach_the_model_through_mlflow_pyfunc(tiny_sweep: TinySweep, champion: str, tmp_path: Path) -> None:
+    import mlflow.pyfunc.scoring_server  # noqa: F401 - imported, as some MLflow helpers do: still not a server
+
     from ggo.tracking import load_pyfunc
 
     film = tmp_path / "film.png"

@@ -110,7 +110,7 @@ def fetch(cfg: dict[str, Any]) -> int:
     partial.parent.mkdir(parents=True, exist_ok=True)
     print(f"cloning {url} into {target} ...", flush=True)
     try:
-        subprocess.run(["git", "clone", "--depth", "1", url, str(partial)], check=True)
+        subprocess.run(["git", "clone", "--depth", "1", "--", url, str(partial)], check=True)  # `--`: a URL is never an option
     except (OSError, subprocess.CalledProcessError) as exc:
         shutil.rmtree(partial, ignore_errors=True)
         lines = [

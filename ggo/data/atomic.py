@@ -1,13 +1,17 @@
-"""Write a directory so that readers see nothing or all of it: build in a temporary sibling, rename.
+"""Write a file or a directory so that readers see nothing or all of it: write a temporary
+sibling, then rename it into place (the one atomic step POSIX offers, on one filesystem).
 
-No library fits: ``atomicwrites``, ``safer`` and ``boltons.fileutils.atomic_save`` replace one
-file; a cache or an exported dataset is a directory of many files that must appear together, and
-``os.rename`` of a sibling directory (same filesystem) is the one atomic step POSIX offers for that.
+:func:`atomic_directory` is for a cache or an exported dataset: many files that must appear
+together (``atomicwrites``, ``safer`` and ``boltons.fileutils.atomic_save`` replace one file only).
+:func:`atomic_file` is for one output (a predicted mask, a CSV): ``os.replace`` of a sibling, so a
+crash mid-write leaves the old file or none, never half of one. It yields a path rather than an
+open file because some writers (``cv2.imwrite``) take a path and pick the format by its suffix.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -47,3 +51,24 @@ def _move_into_place(tmp: Path, target: Path, is_done: Callable[[Path], bool]) -
         os.rename(target, stale)
         shutil.rmtree(stale, ignore_errors=True)
         os.rename(tmp, target)
+
+
+@contextmanager
+def atomic_file(target: str | Path) -> Iterator[Path]:
+    """Yield a path beside ``target`` with the same suffix, for the block to write; when the block
+    ends without an error, move it onto ``target`` in one step (``os.replace``). On an error, or if
+    the block wrote nothing, ``target`` is left as it was and the temporary file is removed."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(target: str | Path, text: str) -> None:
+    """``Path(target).write_text(text)`` in UTF-8, through :func:`atomic_file`."""
+    with atomic_file(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ggo.data.atomic import atomic_directory
 from ggo.data.folder import PATIENTS_CSV
+from ggo.data.inside import OutsideFolderError
 from ggo.data.records import LoadReport, Record, iter_records
 
 FORMATS = ("folder",)
@@ -41,12 +42,14 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
 
 def _export_record(record: Record, out: Path, stems: dict[str, str]) -> dict[str, str]:
     """Write one record's image, mask and lungs under ``out``; its patients.csv row."""
+    if record.name in ("", ".", "..") or Path(record.name).name != record.name or "\\" in record.name:
+        raise OutsideFolderError(f"image {record.name!r}: export writes plain file names into {out / 'images'}, not paths")
     stem = Path(record.name).stem
     if stem in stems:
         raise ValueError(f"images {stems[stem]} and {record.name} share the stem {stem!r}: the folder layout matches masks by stem")
     stems[stem] = record.name
     if record.source is not None and record.source.is_file():
-        shutil.copyfile(record.source, out / "images" / record.name)  # the file itself: read back bit for bit
+        shutil.copyfile(record.source, out / "images" / record.name)  # the file itself (the readers kept it inside its dataset)
     else:
         name = stem + ".png"
         stems[stem] = name

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ggo.data.imagefile import ImageFileError, read_image_file
+from ggo.data.inside import is_inside
 from ggo.data.film import LUNG_SIDES, LoadReport, Record, read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -150,6 +151,9 @@ def index_folder(root: str | Path) -> FolderIndex:
     files = {sub: _list_files(root / sub, ignored) for sub in SUBFOLDERS}
     if not files["images"]:
         raise FolderDataError(f"{root / 'images'} holds no images (PNG, JPEG, TIFF, BMP, WebP): {LAYOUT_HELP}")
+    outside = [p.relative_to(root).as_posix() for sub in SUBFOLDERS for p in files[sub] if not is_inside(p, root / sub)]
+    if outside:  # a link to a file elsewhere: the reader would open it, export would copy it
+        problems.append(f"{len(outside)} file(s) are links that lead outside their folder (copy the files in instead): {_names(outside)}")
     stems = {sub: _by_stem(files[sub], root, problems) for sub in SUBFOLDERS}
     images = {p.name: p for p in files["images"]}
     name_of = {stem: path.name for stem, path in stems["images"].items()}

@@ -19,6 +19,7 @@ import numpy as np
 
 FITS = ("pad", "stretch")
 PAD_VALUE = -1.0  # the value of black after normalisation: padding looks like the film's edge
+_BAND_ROWS = 512  # rows converted at a time from 16 bit to 8 (bounds the temporaries)
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,12 @@ def _to_uint8_values(image: np.ndarray) -> np.ndarray:
         if image.dtype == np.uint16 or hi > 255:
             if hi > 65535:
                 raise ValueError(f"integer image has values up to {hi}: expected at most 16 bit (65535)")
-            # (v + 128) // 257 rounds v / 257 to nearest and maps 257 * k exactly back to k.
-            return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+            # (v + 128) // 257 rounds v / 257 to nearest and maps 257 * k exactly back to k. A band of
+            # rows at a time: the uint32 temporaries of a 100-megapixel RGBA film would take gigabytes.
+            out = np.empty(image.shape, np.uint8)
+            for top in range(0, image.shape[0], _BAND_ROWS):
+                out[top : top + _BAND_ROWS] = (image[top : top + _BAND_ROWS].astype(np.uint32) + 128) // 257
+            return out
         return image.astype(np.uint8)
     raise TypeError(f"unsupported image dtype {image.dtype}: use uint8, uint16 or float")
 
@@ -156,6 +161,11 @@ def xrv_normalize(image: np.ndarray, maxval: float) -> np.ndarray:
     return (2 * (image.astype(np.float32) / maxval) - 1.0) * 1024
 
 
+#: xrv_normalize(v, 255) / 1024 for every uint8 value v, computed with the same float32 operations,
+#: so looking a film up is exactly the formula, without its full-size temporaries.
+_UNIT_NORMALIZED = xrv_normalize(np.arange(256, dtype=np.uint8), 255).astype(np.float32) / 1024.0
+
+
 def _place(content: np.ndarray, geom: Geometry, fill: float) -> np.ndarray:
     """Resize-free placement: ``content`` (already resized) in a filled square."""
     out = np.full((geom.resolution, geom.resolution), fill, dtype=np.float32)
@@ -184,7 +194,7 @@ def preprocess(
         if not clahe_clip or float(clahe_clip) <= 0:
             raise ValueError(f"clahe_clip must be a positive number, got {clahe_clip!r}")
         gray = cv2.createCLAHE(clipLimit=float(clahe_clip), tileGridSize=(8, 8)).apply(gray)
-    values = xrv_normalize(gray, 255).astype(np.float32) / 1024.0  # (H, W) in [-1, 1]
+    values = _UNIT_NORMALIZED[gray]  # (H, W) in [-1, 1]: xrv_normalize(gray, 255) / 1024, one array
     geom = square_geometry(gray.shape, resolution, fit)
     resized = cv2.resize(values, (geom.content_width, geom.content_height), interpolation=cv2.INTER_AREA)
     return np.clip(_place(resized, geom, PAD_VALUE), -1.0, 1.0)

@@ -14,6 +14,8 @@ user's own data, see :mod:`ggo.data.folder`) into the same records, so everythin
 Bad input loses nothing silently: a corrupt or truncated file (:mod:`ggo.data.imagefile` refuses
 a JPEG or PNG that would only partly decode) is skipped with a warning, a crop that overflows its
 image is clipped with a warning, and both are counted in a :class:`LoadReport` (the audit lists them).
+A ``Filename`` or ``Mask`` that points outside the dataset (``../``, an absolute path, a link out)
+stops the read before any file is opened (:mod:`ggo.data.inside`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pandas as pd
 from ggo.data.film import LUNG_SIDES, DataWarning, LoadReport, Record, read_image  # noqa: F401  re-exported
 from ggo.data.folder import iter_folder_records
 from ggo.data.imagefile import ImageFileError, read_image_file
+from ggo.data.inside import OutsideFolderError, resolve_inside
 from ggo.data.patients import read_patient_ids
 from ggo.heads import CLASS_HEADS, HEAD_CLASSES
 
@@ -171,9 +174,26 @@ def iter_records(root: str | Path, report: LoadReport | None = None, layout: str
     return _iter_generalblockchain(check_root(root), report)
 
 
+def check_structure_paths(root: Path, table: pd.DataFrame) -> None:
+    """Every ``Filename`` (in images/) and ``Mask`` (under the root) of structure.csv inside its
+    folder, or one :class:`~ggo.data.inside.OutsideFolderError` naming each one that is not."""
+    bad = []
+    for column, folder in (("Filename", root / "images"), ("Mask", root)):
+        for index, value in table[column].items():
+            if isinstance(value, str) and value:
+                try:
+                    resolve_inside(folder, value, what=f"line {int(index) + 2}, {column}")  # line 1 is the header
+                except OutsideFolderError as exc:
+                    bad.append(str(exc))
+    if bad:
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise OutsideFolderError(f"{root / 'structure.csv'} names files outside the dataset, refused:\n  " + "\n  ".join(bad[:10]) + more)
+
+
 def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[Record]:
     report = report if report is not None else LoadReport()
     table = read_structure(root)
+    check_structure_paths(root, table)
     patients = read_patient_ids(root)
     table = table[table["Filename"].notna()].copy()
     table["Filename"] = table["Filename"].astype(str)

@@ -13,12 +13,12 @@ import json
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from ggo import tracking
+from ggo.data.atomic import write_text
 from ggo.evaluation.scores import ARTIFACT, read_table
 from ggo.evaluation.stats import N_RESAMPLES, SEED, Paired, paired_difference
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(report(runs[0], runs[1:], results), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps([r.as_dict() for r in results], indent=2))
+        write_text(args.json, json.dumps([r.as_dict() for r in results], indent=2))  # whole, or not at all
     return 0
 
 

@@ -6,66 +6,60 @@ grayscale, RGB or RGBA, 8 or 16 bit, runs the same :func:`ggo.data.preprocess` a
 returns each mask at its image's original size. Loading it needs no training config and no GPU:
 generators are exported in float32 whatever precision trained them.
 
-Inputs ``predict`` accepts:
+Inputs ``predict`` accepts, and who can send them:
 
-- a file path, a numpy array (H, W[, C]), or a list of either -> a list of (H, W) uint8 masks
-  (0/1), or probability maps with ``params={"output": "probability"}``; a bad input raises;
-- a pandas DataFrame with an ``image_b64`` column (base64 of an image file's bytes: what the REST
-  server receives) or a ``path`` column -> a DataFrame with one row per input row, answered per
-  film as ``ggo.ship.predict`` does: ``status`` ``ok`` with ``mask_png_b64``, ``ggo_fraction``,
-  ``height``, ``width``, or ``status`` ``error`` with a short ``error`` (those four null). A
-  request wrong as a whole (no such column) raises :class:`RequestError`, which the server
-  answers with HTTP 400 and the reason alone.
+- over HTTP (``mlflow models serve``), and from Python: a table with an ``image_b64`` column
+  (base64 of an image file's bytes): a pandas DataFrame, or a dict of columns, which is what the
+  REST server makes of any JSON, CSV or Parquet body. The answer is a DataFrame with one row per
+  input row, answered per film as ``ggo.ship.predict`` does: ``status`` ``ok`` with
+  ``mask_png_b64``, ``ggo_fraction``, ``height``, ``width``, or ``status`` ``error`` with a short
+  ``error`` (those four null). The request is checked against its budget
+  (:mod:`ggo.serving.limits`) before any pixel is decoded (:mod:`ggo.serving.request`). A table
+  with a ``path`` column is refused with one fixed message: that is the shape a client would send
+  to make the server open files on its own disk.
+- from Python only: a file path, a numpy array (H, W[, C]), or a list of either -> a list of
+  (H, W) uint8 masks (0/1), or probability maps with ``params={"output": "probability"}``; a bad
+  input raises. The REST server never hands the model a path or a list of paths (it makes numpy
+  arrays or tables of what it parses); inside a scoring server these inputs are refused anyway.
 
-Every file is read by :func:`ggo.data.imagefile.read_image_file`, so a truncated JPEG or PNG is
-refused here as in ``ggo.ship.predict`` and the dataset reader.
+A request wrong as a whole raises :class:`RequestError` (HTTP 400; 413 over a limit; 500 when the
+model itself fails), whose message is the reason alone. When the model loads in a scoring server
+it also guards the server's own error paths (:mod:`ggo.serving.http`): no response ever carries
+a stack trace, a server path or an echo of the request.
+
+Every file is read by :func:`ggo.data.imagefile.read_image_file` (or its two steps), so a file is
+accepted or refused here exactly as in ``ggo.ship.predict`` and the dataset reader.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import math
+import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
 import mlflow.models
 import mlflow.pyfunc
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+from ggo.serving.limits import RequestLimits, million
+from ggo.serving.request import FRAME_COLUMNS, REQUEST_SHAPE, RequestError, as_frame, read_rows, segment_rows
 
 PREPROCESS_ARTIFACT = "preprocess"
-FRAME_COLUMNS = ("status", "error", "mask_png_b64", "ggo_fraction", "height", "width")
 _log = logging.getLogger(__name__)
+#: One request decodes and segments at a time per process: the budget bounds one request's
+#: memory, and TensorFlow already uses every core for one batch. Others wait their turn.
+_ONE_AT_A_TIME = threading.Lock()
 
-
-class RequestError(MlflowException):
-    """A request the model cannot answer at all (HTTP 400 from ``mlflow models serve``), or an
-    internal failure (``internal=True``, HTTP 500), with a short reason and nothing else.
-
-    The scoring server rewrites an MlflowException's message to ``Failed to predict data '<the
-    whole request>'. Error: ...``; the message here ignores that rewrite so the client reads the
-    reason alone (no request echo, no stack trace, no server paths).
-    """
-
-    def __init__(self, reason: str, internal: bool = False) -> None:
-        self._reason = reason
-        super().__init__(reason, error_code=INTERNAL_ERROR if internal else INVALID_PARAMETER_VALUE)
-
-    @property
-    def message(self) -> str:
-        return self._reason
-
-    @message.setter
-    def message(self, value: str) -> None:  # the server's rewrite (see the class docstring)
-        pass
+__all__ = [
+    "FRAME_COLUMNS", "GGOSegmenter", "RequestError", "export_generator", "log_segmenter", "model_signature",
+    "pip_requirements", "read_image", "serving_config",
+]  # fmt: skip
 
 
 def read_image(source: Any, name: str | None = None) -> np.ndarray:
@@ -79,30 +73,21 @@ def read_image(source: Any, name: str | None = None) -> np.ndarray:
     elif isinstance(source, (bytes, bytearray)):
         label = name or "the image bytes"
         image = read_image_file(bytes(source), name=label, max_pixels=MAX_PIXELS)
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         label = name or str(source)
-        image = read_image_file(Path(str(source)), name=label, max_pixels=MAX_PIXELS)
+        image = read_image_file(Path(source), name=label, max_pixels=MAX_PIXELS)
+    else:
+        raise TypeError(f"an input must be a file path, image bytes or a numpy array, got {type(source).__name__}")
     if image.ndim not in (2, 3) or image.shape[0] < 2 or image.shape[1] < 2:
         raise ImageFileError(label, f"an image of shape {image.shape} is too small or not 2-D: need at least 2 x 2 pixels")
     return image
 
 
-def _decode_row(value: Any, column: str, row: int) -> np.ndarray:
-    """One DataFrame cell -> an image; ValueError with a short reason naming the row."""
-    label = f"row {row}"
-    if column == "path":
-        if not isinstance(value, str):
-            raise ValueError(f"{label}: 'path' must be a file path, got {type(value).__name__}")
-        return read_image(value, name=f"{label} ({value})")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise ValueError(f"{label}: '{column}' is empty (null)")
-    if not isinstance(value, (str, bytes)):
-        raise ValueError(f"{label}: 'image_b64' must be a base64 string of an image file's bytes, got {type(value).__name__}")
-    try:
-        data = base64.b64decode("".join(value.split()) if isinstance(value, str) else value, validate=True)  # wrapped lines are fine
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{label}: 'image_b64' is not valid base64 ({exc}): send base64 of the image file's bytes") from None
-    return read_image(data, name=label)
+def _in_scoring_server() -> bool:
+    """Does this process answer HTTP requests (``mlflow models serve``)?"""
+    from ggo.serving import http
+
+    return http.installed() or os.environ.get("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "").lower() == "true"
 
 
 class GGOSegmenter(mlflow.pyfunc.PythonModel):
@@ -111,6 +96,10 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         import keras
 
+        from ggo.serving import http
+
+        self.limits = RequestLimits.from_env()  # a bad value stops the server at start, naming the variable
+        http.install(self.limits)
         arts = context.artifacts
         self.config = json.loads(Path(arts[PREPROCESS_ARTIFACT]).read_text())
         keys = sorted(k for k in arts if k.startswith("generator"))
@@ -124,40 +113,48 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
 
         return EvalSettings.from_config(self.config)
 
-    def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        """Per image: the mean probability map of the ensemble at the image's original size."""
-        from ggo.data import preprocess, restore_mask
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """One image -> the model's (R, R) input, as training preprocessed it."""
+        from ggo.data import preprocess
+
+        p = self.config
+        return preprocess(image, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"])
+
+    def infer(self, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """(B, R, R) prepared inputs -> (B, R, R, 1) postprocessed probability maps of the ensemble."""
         from ggo.evaluation.evaluate import postprocess, predict
 
-        p, settings = self.config, self.settings
+        settings = self.settings
+        return postprocess(predict(list(self.generators), inputs[..., None], settings, batch_size), settings)
+
+    def restore(self, prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """One (R, R[, 1]) map -> (H, W) float32 at the original image's size."""
+        from ggo.data import restore_mask
+
+        return restore_mask(prob[..., 0] if prob.ndim == 3 else prob, shape, fit=self.config["fit"])
+
+    def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        """Per image: the mean probability map of the ensemble at the image's original size."""
         out: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            x = np.stack(
-                [preprocess(img, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"]) for img in chunk]
-            )[..., None]  # (B, R, R, 1)
-            probs = postprocess(predict(list(self.generators), x, settings, batch_size), settings)
-            for img, pr in zip(chunk, probs):
-                out.append(restore_mask(pr[..., 0], img.shape[:2], fit=p["fit"]))
+            probs = self.infer(np.stack([self.prepare(img) for img in chunk]), batch_size)
+            out.extend(self.restore(pr, img.shape[:2]) for img, pr in zip(chunk, probs))
         return out
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         """Masks for ``model_input`` (see the module docstring for what it accepts and returns).
 
-        The ``pd.DataFrame`` hint is what the REST server passes; paths, arrays and lists work too.
-        MLflow reads no schema from a DataFrame hint, so it neither validates nor reshapes the input.
+        The ``pd.DataFrame`` hint is what the REST server passes; paths, arrays and lists work too
+        from Python. MLflow reads no schema from a DataFrame hint, so it neither validates nor
+        reshapes the input.
         """
         params = params or {}
+        if isinstance(model_input, (pd.DataFrame, dict)):
+            return self._predict_frame(model_input, params)
         threshold = float(params.get("threshold", self.settings.threshold))
-        if isinstance(model_input, dict):  # {"inputs": {"image_b64": [...]}} over HTTP
-            model_input = pd.DataFrame(model_input)
-        if isinstance(model_input, pd.DataFrame):
-            return self._predict_frame(model_input, threshold)
-        if isinstance(model_input, np.ndarray) and model_input.dtype.kind in "USO":
-            raise RequestError(
-                "send the images as a DataFrame with an 'image_b64' column: "
-                '{"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}'
-            )
+        if _in_scoring_server() or (isinstance(model_input, np.ndarray) and model_input.dtype.kind in "USO"):
+            raise RequestError(f"send the images as a table with an 'image_b64' column: {REQUEST_SHAPE}")
         items = model_input if isinstance(model_input, (list, tuple)) else [model_input]
         images = [read_image(item) for item in items]
         probs = self.probabilities(images)
@@ -165,36 +162,26 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             return probs
         return [(pr > threshold).astype(np.uint8) for pr in probs]
 
-    def _predict_frame(self, frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
-        """One row per input row: the mask's fields, or the row's own error; the others go on."""
-        column = next((c for c in ("image_b64", "path") if c in frame.columns), None)
-        if column is None:
-            raise RequestError(
-                f"the request needs a column 'image_b64' (base64 of each image file) or 'path'; "
-                f"it has {[str(c) for c in frame.columns]}"
-            )
-        images: dict[int, np.ndarray] = {}
-        rows: list[dict[str, Any]] = []
-        for i, value in enumerate(frame[column]):
-            rows.append(dict.fromkeys(FRAME_COLUMNS))
-            try:
-                images[i] = _decode_row(value, column, i)
-                rows[i]["status"] = "ok"
-            except (ValueError, FileNotFoundError) as exc:  # ImageFileError is a ValueError
-                rows[i].update(status="error", error=str(exc))
+    def _predict_frame(self, table: Any, params: Mapping[str, Any]) -> pd.DataFrame:
+        """One row per input row: the mask's fields, or the row's own error; the others go on.
+        Whatever fails beyond a row is a :class:`RequestError` (its trace in the server's log)."""
         try:
-            probs = self.probabilities(list(images.values()))
-        except Exception as exc:  # noqa: BLE001 - the trace goes to the server's log, not to the client
-            _log.exception("ggo segmenter failed on a request of %d image(s)", len(images))
-            raise RequestError(f"the model failed ({type(exc).__name__}); the server's log has the details", internal=True) from exc
-        for i, pr in zip(images, probs):
-            mask = (pr > threshold).astype(np.uint8)
-            ok, png = cv2.imencode(".png", mask * 255)
-            rows[i].update(
-                mask_png_b64=base64.b64encode(png.tobytes()).decode("ascii") if ok else "",
-                ggo_fraction=float(mask.mean()), height=int(mask.shape[0]), width=int(mask.shape[1]),
-            )  # fmt: skip
-        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS), dtype=object)  # object: null, not NaN, in JSON
+            threshold = float(params.get("threshold", self.settings.threshold))
+        except (TypeError, ValueError):
+            raise RequestError(f"the parameter 'threshold' must be a number, got {str(params.get('threshold'))[:40]!r}") from None
+        limits = getattr(self, "limits", None) or RequestLimits.from_env()
+        try:
+            rows = read_rows(as_frame(table), limits)  # the whole budget, before any pixel is decoded
+            with _ONE_AT_A_TIME:
+                return segment_rows(
+                    rows, prepare=self.prepare, infer=self.infer, restore=self.restore, threshold=threshold,
+                    max_pixels=million(limits.max_image_megapixels),
+                )  # fmt: skip
+        except RequestError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failure outside any one row: the server's, in its log
+            _log.exception("the ggo segmenter failed on a request")
+            raise RequestError(f"the model failed ({type(exc).__name__}); the server's log has the details", 500) from exc
 
 
 def serving_config(config: Any) -> dict[str, Any]:

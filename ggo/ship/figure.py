@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ggo.data.atomic import atomic_file
 from ggo.ship.predict import load_image, load_segmenter, model_settings, split_members
 from ggo.ship.predict.cli import add_protocol_arguments
 
@@ -103,12 +104,13 @@ def write_picture(picture: np.ndarray, out: Path) -> None:
     import cv2
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        written = cv2.imwrite(str(out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    except cv2.error:  # an extension OpenCV has no writer for
-        written = False
-    if not written:
-        raise OSError(f"could not write {out}: give a .jpg or .png path in a writable folder")
+    with atomic_file(out) as tmp:  # whole, or not at all
+        try:
+            written = cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        except cv2.error:  # an extension OpenCV has no writer for
+            written = False
+        if not written:
+            raise OSError(f"could not write {out}: give a .jpg or .png path in a writable folder")
 
 
 def build_parser() -> argparse.ArgumentParser:

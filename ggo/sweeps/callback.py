@@ -3,7 +3,10 @@
 :class:`MlflowSweepCallback` is a Hydra callback (``conf/config.yaml`` installs it). In the
 process that drives a multirun it creates the parent run before any job starts (which also
 creates and migrates the store once, so parallel jobs never race on a new SQLite schema) and
-hands its id to the jobs through ``GGO_PARENT_RUN_ID``; each job becomes a child run. When the
+hands its id to the jobs through ``GGO_PARENT_RUN_ID``; each job becomes a child run. A thread
+renews the parent's heartbeat until the sweep ends (also for a sweeper that drives its own
+search, such as ``hydra/sweeper=keras_tuner``), so ``python -m ggo.runs clean`` never ends a live
+sweep. When the
 sweep ends it writes ``summary.csv``, ``summary.md`` and ``val_dice_curves.png`` to the parent,
 prints the ranking, and records the failures so ``python -m ggo.train`` exits non-zero. A sweeper
 that ranks its own trials (``hydra/sweeper=keras_tuner``) leaves ``search_results.yaml`` in the
@@ -23,11 +26,12 @@ from omegaconf import DictConfig
 from ggo import tracking
 from ggo.config import Config
 from ggo.sweeps.summary import summarize
-from ggo.tracking.liveness import process_tags
+from ggo.tracking.liveness import heartbeat_seconds, process_tags
 from ggo.tracking.ui import print_ui_hint
 
-#: Failed or killed jobs of the last sweep driven by this process (read by ``ggo.train.main``).
-LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None, "objective": Config.objective}
+#: Failed or killed jobs of the last sweep driven by this process (read by ``ggo.train.main``), and
+#: the parent run's heartbeat thread (here, not on the callback: Hydra pickles the callback for jobs).
+LAST_SWEEP: dict[str, Any] = {"failed": 0, "parent_run_id": None, "objective": Config.objective, "heartbeat": None}
 
 
 class MlflowSweepCallback(Callback):
@@ -44,6 +48,7 @@ class MlflowSweepCallback(Callback):
         self.started = time.time()
         if not config.tracking.enabled:
             return
+        interval = heartbeat_seconds()  # a bad GGO_HEARTBEAT_SECONDS fails the sweep before its parent run exists
         self.uri = tracking.ensure_store(config.tracking.uri)
         overrides = list(config.hydra.overrides.task)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
@@ -62,6 +67,8 @@ class MlflowSweepCallback(Callback):
             },
         )
         LAST_SWEEP.update(parent_run_id=self.parent_run_id, uri=self.uri, ended=False, objective=config.objective)
+        _stop_heartbeat()
+        LAST_SWEEP["heartbeat"] = tracking.keep_alive(self.uri, self.parent_run_id, interval)  # the driver's whole life
         self.job_env = {
             tracking.PARENT_ENV: self.parent_run_id,
             tracking.SWEEP_ENV: sweep_id,
@@ -94,6 +101,7 @@ class MlflowSweepCallback(Callback):
             _unrecorded_note(self.parent_run_id, exc)
             return
         finally:
+            _stop_heartbeat()
             for key in (tracking.PARENT_ENV, tracking.SWEEP_ENV, tracking.SWEEP_OVERRIDES_ENV):
                 os.environ.pop(key, None)
             self.job_env = {}
@@ -137,6 +145,7 @@ def end_unended(status: str) -> None:
     if LAST_SWEEP.get("parent_run_id") and not LAST_SWEEP.get("ended"):
         uri, parent = LAST_SWEEP["uri"], LAST_SWEEP["parent_run_id"]
         LAST_SWEEP["ended"] = True
+        _stop_heartbeat()
         try:
             summarize(uri, parent, objective=LAST_SWEEP["objective"])
         except tracking.TrackingServerUnavailable as exc:
@@ -148,6 +157,13 @@ def end_unended(status: str) -> None:
             tracking.set_status(uri, parent, status)
         except tracking.TrackingServerUnavailable as exc:
             _unrecorded_note(parent, exc)
+
+
+def _stop_heartbeat() -> None:
+    heartbeat = LAST_SWEEP.get("heartbeat")
+    LAST_SWEEP["heartbeat"] = None
+    if heartbeat is not None:
+        heartbeat.stop()
 
 
 def _unrecorded_note(parent_run_id: str, exc: Exception) -> None:

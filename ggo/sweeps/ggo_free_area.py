@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from ggo import tracking
 from ggo.config import EvalConfig
+from ggo.data.atomic import write_text
 from ggo.sweeps.cv import fold_generators, ggo_free_scores, parent_configuration
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.csv:
             Path(args.csv).mkdir(parents=True, exist_ok=True)
-            table.to_csv(Path(args.csv) / f"{run_id}_ggo_free.csv", index=False)
+            write_text(Path(args.csv) / f"{run_id}_ggo_free.csv", table.to_csv(index=False))  # whole, or not at all
         print(describe(run_id, table), flush=True)
     return 0
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from ggo import tracking
 from ggo.sweeps.cv import JOINED_TAG, join_seeds, summarize_cv
+from ggo.tracking.liveness import process_tags
 
 
 def join(uri: str, parent_run_ids: Sequence[str], *, run_name: str | None = None) -> str:
@@ -49,10 +50,12 @@ def join(uri: str, parent_run_ids: Sequence[str], *, run_name: str | None = None
             "ggo.overrides": f"{overrides} train.seed={','.join(map(str, seeds))}".strip(),
             "ggo.objective": first.data.tags.get("ggo.objective", "val/dice"),
             **tracking.git_state(),
+            **process_tags(),
         },
     )
     try:
-        summarize_cv(uri, run_id, [runs], objective=first.data.tags.get("ggo.objective", "val/dice"))
+        with tracking.kept_alive(uri, run_id):
+            summarize_cv(uri, run_id, [runs], objective=first.data.tags.get("ggo.objective", "val/dice"))
     except BaseException as exc:
         tracking.set_run_tags(uri, run_id, {tracking.ERROR_TAG: f"{type(exc).__name__}: {exc}"})
         tracking.set_status(uri, run_id, "FAILED")

@@ -12,8 +12,9 @@ can use several stores.
 
 The default store is ``sqlite:///<project root>/mlruns/mlflow.db`` with artifacts under
 ``<project root>/mlruns/artifacts``, whatever directory Hydra runs a job in. Several processes
-creating a new SQLite store at once race in its schema migration, so :func:`ensure_store` is
-called once by the sweep's driver before any job starts.
+opening a new SQLite store at once would race in its schema migration, so the first opening in
+each process takes the store's file lock (:mod:`~ggo.tracking.sqlite`), and :func:`ensure_store`
+is called once by the sweep's driver before any job starts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from ggo.tracking.runs import (
     create_run,
     experiment_name_of,
     experiment_of,
+    keep_alive,
+    kept_alive,
     open_tracker,
     record_failure,
     set_run_tags,
@@ -73,7 +76,7 @@ from ggo.tracking.store import (
 __all__ = [
     "CHAMPION", "ERROR_TAG", "MODEL_NAME", "PARENT_ENV", "ROLE_TAG", "SWEEP_ENV", "SWEEP_OVERRIDES_ENV", "SWEEP_TAG",
     "MlflowTracker", "Tracker", "check_store_exists", "child_runs", "client_for", "create_run", "download_artifact",
-    "download_model", "ensure_store", "existing_store", "experiment_id", "experiment_ids", "experiment_name_of", "experiment_of", "find_experiment", "fluent_scope", "get_run",
+    "download_model", "ensure_store", "existing_store", "experiment_id", "experiment_ids", "experiment_name_of", "experiment_of", "find_experiment", "fluent_scope", "get_run", "keep_alive", "kept_alive",
     "git_state", "iter_metric_names", "load_pyfunc", "metric_history", "model_version_by_alias",
     "model_versions_of_run", "open_tracker", "record_failure", "register_model", "resolve_uri", "runs_with_model",
     "search_runs", "set_alias", "set_model_version_tags", "set_run_tags", "set_status", "TrackingServerUnavailable",

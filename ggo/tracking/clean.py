@@ -1,11 +1,15 @@
 """``python -m ggo.runs clean``: end the runs that a hard kill left RUNNING forever.
 
 A process killed with SIGKILL, by the OOM killer or a power cut cannot end its MLflow run, so the
-UI shows it running for ever. Every ggo run records where it runs and a heartbeat renewed every
-epoch (:mod:`ggo.tracking.liveness`). A RUNNING run is stale when
+UI shows it running for ever. Every ggo run records where it runs, and a heartbeat that a thread
+renews every minute for as long as its process runs it (:mod:`ggo.tracking.liveness`). A RUNNING
+run is
 
-- it runs on this host and its process is gone (or the pid now belongs to a younger process), or
-- its last sign of life (heartbeat, else its start) is older than ``--stale-after`` minutes.
+- alive, and never stale, when its process is alive on this host (the same kernel boot and pid
+  namespace, the same pid, started at the same time), however old its heartbeat;
+- stale when its process is gone from this host (or the pid now belongs to another process);
+- otherwise (another host, another container) stale when its last sign of life (heartbeat, else
+  its start) is older than ``--stale-after`` minutes.
 
 ``clean`` marks each stale run KILLED with the reason in ``ggo.error`` and prints what it changed;
 ``--dry-run`` only lists them. Promotion, sweep summaries and the ablation table read FINISHED
@@ -15,27 +19,15 @@ runs only, so a cleaned run never competes.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import psutil
-
 from ggo import tracking
-from ggo.tracking.liveness import HEARTBEAT_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG
+from ggo.tracking.liveness import HEARTBEAT_TAG, HOST_TAG, PID_TAG, Host, process_state, this_host
 
 STALE_AFTER_MINUTES = 60.0
-
-
-def _process_alive(pid: int, started: float | None) -> bool:
-    """Is the process that started the run still there (not merely a reused pid)?"""
-    try:
-        proc = psutil.Process(pid)
-        return started is None or proc.create_time() <= started + 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
 
 
 def _float(value: Any) -> float | None:
@@ -53,12 +45,14 @@ class Stale:
     reason: str
 
 
-def stale_reason(run: Any, *, stale_after_minutes: float, host: str, now: float) -> str | None:
-    """Why ``run`` (RUNNING) is stale, or None if it may still be alive."""
+def stale_reason(run: Any, *, stale_after_minutes: float, host: Host, now: float) -> str | None:
+    """Why ``run`` (RUNNING) is stale, or None if it is, or may still be, alive."""
     tags = run.data.tags
-    pid = _float(tags.get(PID_TAG))
-    if tags.get(HOST_TAG) == host and pid is not None and not _process_alive(int(pid), _float(tags.get(PID_STARTED_TAG))):
-        return f"process gone (host {host}, pid {int(pid)})"
+    state = process_state(tags, host)
+    if state == "alive":
+        return None
+    if state == "gone":
+        return f"process gone (host {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)})"
     last = _float(tags.get(HEARTBEAT_TAG)) or (run.info.start_time or 0) / 1000
     idle = (now - last) / 60
     if idle > stale_after_minutes:
@@ -66,10 +60,12 @@ def stale_reason(run: Any, *, stale_after_minutes: float, host: str, now: float)
     return None
 
 
-def find_stale(uri: str, *, stale_after_minutes: float = STALE_AFTER_MINUTES, experiments: Sequence[str] = ()) -> list[Stale]:
-    """Every RUNNING run of ``experiments`` (default: all) that is stale."""
+def find_stale(
+    uri: str, *, stale_after_minutes: float = STALE_AFTER_MINUTES, experiments: Sequence[str] = (), host: Host | None = None
+) -> list[Stale]:
+    """Every RUNNING run of ``experiments`` (default: all) that is stale, seen from ``host`` (default this one)."""
     ids = tracking.experiment_ids(uri, experiments)
-    host, now = socket.gethostname(), time.time()
+    host, now = host or this_host(), time.time()
     found = []
     for run in tracking.search_runs(uri, ids, "attributes.status = 'RUNNING'"):
         reason = stale_reason(run, stale_after_minutes=stale_after_minutes, host=host, now=now)
@@ -79,8 +75,10 @@ def find_stale(uri: str, *, stale_after_minutes: float = STALE_AFTER_MINUTES, ex
 
 
 def clean(uri: str, stale: Sequence[Stale]) -> None:
-    """Mark each stale run KILLED with its reason."""
+    """Mark each stale run KILLED with its reason (one that ended meanwhile is left as it ended)."""
     for run in stale:
+        if tracking.get_run(uri, run.run_id).info.status != "RUNNING":
+            continue
         tracking.set_run_tags(uri, run.run_id, {tracking.ERROR_TAG: f"stale run marked KILLED by ggo.tracking.clean clean: {run.reason}"})
         tracking.set_status(uri, run.run_id, "KILLED")
 
@@ -96,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("clean", help="mark stale RUNNING runs KILLED (process gone on this host, or no heartbeat)")
     c.add_argument(
         "--stale-after", type=float, default=STALE_AFTER_MINUTES, metavar="MIN",
-        help="a run with no heartbeat for this many minutes is stale, on any host (default: %(default)s)",
+        help="a run of another host with no heartbeat for this many minutes is stale; a run whose process is "
+        "alive on this host never is (default: %(default)s)",
     )
     c.add_argument("--dry-run", action="store_true", help="only list the stale runs")
     c.add_argument("--experiment", action="append", default=[], help="only this experiment (repeatable; default: all)")

@@ -1,7 +1,8 @@
 """Writing runs: the :class:`Tracker` a job logs through, and a sweep's parent run.
 
 :class:`MlflowTracker` for ``tracking=mlflow``, the no-op :class:`Tracker` for ``tracking=none``.
-Metrics are named ``split/name`` (``train/g_loss``, ``val/dice``, ``test/recall``). Every call goes
+Metrics are named ``split/name`` (``train/g_loss``, ``val/dice``, ``test/recall``). A run's heartbeat
+is renewed by a thread (:func:`keep_alive`) from its start to its end. Every call goes
 through a client bound to the run's store, so a tracker never becomes (or needs) MLflow's active
 run and never sets the process-wide tracking URI. Every call is synchronous, even with
 ``MLFLOW_ENABLE_ASYNC_LOGGING`` set: a value the server did not take (after MLflow's retries, see
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ggo.config import TrackingConfig, section
 from ggo.tracking.git import git_state
-from ggo.tracking.liveness import heartbeat_tag, process_tags
+from ggo.tracking.liveness import HEARTBEAT_TAG, Heartbeat, heartbeat_seconds, heartbeat_tag, process_tags
 from ggo.tracking.names import ERROR_TAG
 from ggo.tracking.server import TrackingServerUnavailable
+from ggo.tracking.sqlite import retry_locked
 from ggo.tracking.store import client_for, ensure_store, experiment_id, fluent_scope
 
 
@@ -59,6 +62,7 @@ class MlflowTracker(Tracker):
     ) -> None:
         from mlflow.tracking.context.registry import resolve_tags
 
+        interval = heartbeat_seconds()  # a bad GGO_HEARTBEAT_SECONDS fails here, before a run exists
         self.uri = ensure_store(uri)
         self._client = client_for(self.uri)
         exp_id = experiment_id(self.uri, experiment)
@@ -70,6 +74,7 @@ class MlflowTracker(Tracker):
         self.run = self._client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = self.run.info.run_id
         self.experiment_id = exp_id
+        self._heartbeat: Heartbeat | None = keep_alive(self.uri, self.run_id, interval)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -122,14 +127,18 @@ class MlflowTracker(Tracker):
     def log_model(self, **kwargs: Any) -> None:
         """``mlflow.pyfunc.log_model`` into this run (``name="model"`` unless given)."""
         kwargs.setdefault("name", "model")
-        with fluent_scope(self.uri, self.run_id) as mlflow:
-            mlflow.pyfunc.log_model(**kwargs)
+
+        def log() -> None:
+            with fluent_scope(self.uri, self.run_id) as mlflow:
+                mlflow.pyfunc.log_model(**kwargs)
+
+        retry_locked(self.uri, log, "logging the model")
 
     @classmethod
     def resume(cls, uri: str, run_id: str) -> "MlflowTracker":
         """Log into an existing run (a sweep's parent) until :meth:`detach`; its status is left alone."""
         self = cls.__new__(cls)
-        self.uri, self.run_id, self._client = uri, run_id, client_for(uri)
+        self.uri, self.run_id, self._client, self._heartbeat = uri, run_id, client_for(uri), None
         self.run = self._client.get_run(run_id)
         self.experiment_id = self.run.info.experiment_id
         return self
@@ -138,6 +147,8 @@ class MlflowTracker(Tracker):
         """Stop logging into this run; its owner sets the final status (``set_status``)."""
 
     def finish(self, status: str = "FINISHED") -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._client.set_terminated(self.run_id, status=status)
 
 
@@ -177,6 +188,28 @@ def record_failure(tracker: Tracker, error: BaseException, trace: str, status: s
             f"`python -m ggo.runs clean --tracking-uri {exc.uri}` on this host marks it KILLED.",
             file=sys.stderr, flush=True,
         )  # fmt: skip
+
+
+def keep_alive(uri: str, run_id: str, interval: float | None = None) -> Heartbeat:
+    """Renew run ``run_id``'s heartbeat tag from a thread every ``interval`` seconds (default
+    ``GGO_HEARTBEAT_SECONDS``) until the returned :class:`~ggo.tracking.liveness.Heartbeat` is
+    stopped (or the process ends)."""
+    client = client_for(uri)
+
+    def beat() -> None:
+        client.set_tag(run_id, HEARTBEAT_TAG, heartbeat_tag()[HEARTBEAT_TAG])
+
+    return Heartbeat(beat, what=f"MLflow run {run_id}", interval=interval).start()
+
+
+@contextmanager
+def kept_alive(uri: str, run_id: str) -> Iterator[None]:
+    """:func:`keep_alive` for the block."""
+    heartbeat = keep_alive(uri, run_id)
+    try:
+        yield
+    finally:
+        heartbeat.stop()
 
 
 def create_run(uri: str, experiment: str, *, run_name: str, tags: Mapping[str, Any]) -> str:

@@ -5,6 +5,8 @@ so two stores in one process never mix and MLflow's process-wide tracking URI is
 The only exception is :func:`fluent_scope`, for the few calls MLflow offers no client for. Both
 run their calls under :func:`ggo.tracking.server.guard`: ggo's retry limits for a tracking
 server, and a clear :class:`~ggo.tracking.server.TrackingServerUnavailable` when they run out.
+Client calls to a SQLite store locked by another writer are run again
+(:func:`ggo.tracking.sqlite.retry_locked`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import Any, Iterator
 
 from ggo.paths import default_tracking_uri
 from ggo.tracking.server import TrackingServerUnavailable, guard
+from ggo.tracking.sqlite import creating, retry_locked, sqlite_path
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
+_OPEN_LOCK = threading.Lock()
+_OPENED: set[str] = set()  # SQLite stores this process has opened (their schema made or checked)
 
 
 def client_for(uri: str) -> Any:
@@ -32,6 +37,15 @@ def client_for(uri: str) -> Any:
     """
     import mlflow
 
+    if uri not in _OPENED and sqlite_path(uri) is not None:
+        # MLflow creates or migrates a SQLite schema when a process first opens the store (the
+        # client's constructor does, for the tracking tables); another process doing the same at
+        # that moment (a sweep creating it, `clean` reading it) would interleave the migrations.
+        # The first opening in each process takes the store's file lock; MLflow keeps the store.
+        with _OPEN_LOCK, creating(uri):
+            if uri not in _OPENED:
+                mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+                _OPENED.add(uri)
     return _GuardedClient(mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
 
 
@@ -49,7 +63,7 @@ class _GuardedClient:
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
             with guard(self._uri):
-                return attr(*args, **kwargs)
+                return retry_locked(self._uri, lambda: attr(*args, **kwargs), name)
 
         return call
 
@@ -67,10 +81,9 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def ensure_store(uri: str | None = None) -> str:
-    """Create (and migrate) the store if needed; return the resolved URI."""
+    """Create (and migrate) the store if needed; return the resolved URI. Processes opening one
+    SQLite store at once take turns (:func:`client_for`)."""
     uri = resolve_uri(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client_for(uri).search_experiments(max_results=1)
     return uri
 

@@ -16,7 +16,7 @@ an earlier one (``tuner/trial_id``) gets ``initial_epoch_key`` and ``resume_key`
 its parent's job left in its output directory (``_state.checkpoint_of``).
 
 Resume: the oracle's state lives in ``<directory>/<project_name>`` and is saved after every
-ask and tell. Rerunning the same command reloads it (``_state.load_oracle``): finished trials are
+ask and tell, each file written whole (``_state.whole_state_files``). Rerunning the same command reloads it (``_state.load_oracle``): finished trials are
 never repeated, ``max_trials`` counts every trial of the search, and a trial that was RUNNING
 when the search was interrupted is run again from scratch (same id, same values, same budget)
 before any new trial; that is Keras Tuner's own rule (its retry queue). A search whose space,
@@ -90,7 +90,9 @@ class KerasTunerSweeperImpl(Sweeper):
 
         cwd = Path(str(OmegaConf.select(self.config, "hydra.runtime.cwd", default=os.getcwd())))
         self.project_dir = _state.project_dir(self.conf, cwd)
-        with DriverLock(self.project_dir / LOCK_FILE):
+        with DriverLock(self.project_dir / LOCK_FILE), _state.whole_state_files():
+            if self.conf.overwrite:  # only now: a running search's driver holds the lock, and its state stays
+                _state.clear(self.project_dir, keep=LOCK_FILE)
             self.oracle = _state.load_oracle(self.conf, self.project_dir, hp, fixed)
             returns: list[Sequence[JobReturn]] = []
             try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ._state import COMPLETED, TUNER_PREFIX, read_job
+from ._state import COMPLETED, TUNER_PREFIX, read_job, replace_text
 from .config import RESULTS_FILE, KerasTunerSweeperConf
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def write_report(conf: KerasTunerSweeperConf, oracle: Any, project: Path, sweep_
         "trials": rows,
     }
     path = sweep_dir / RESULTS_FILE
-    OmegaConf.save(OmegaConf.create(results), path)
+    replace_text(path, OmegaConf.to_yaml(OmegaConf.create(results)))
     log.info(
         "Keras Tuner search (%s, %s %s), every trial so far:\n%s",
         conf.oracle.value, conf.direction.value, conf.objective, table(rows, conf.objective),

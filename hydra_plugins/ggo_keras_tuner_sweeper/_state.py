@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import keras_tuner as kt
 
@@ -32,16 +34,64 @@ IDLE = kt.engine.trial.TrialStatus.IDLE
 
 
 def project_dir(conf: KerasTunerSweeperConf, cwd: Path) -> Path:
-    """``<directory>/<project_name>`` (relative to ``cwd``), created; emptied first with ``overwrite``."""
+    """``<directory>/<project_name>`` (relative to ``cwd``), created. Nothing is deleted here:
+    ``overwrite`` empties it (:func:`clear`) once the driver holds its lock."""
     directory = Path(conf.directory) if conf.directory else Path("multirun") / "keras_tuner"
     if not directory.is_absolute():
         directory = cwd / directory
     project = directory / conf.project_name
-    if conf.overwrite and project.exists():
-        log.info("hydra.sweeper.overwrite=true: deleting the earlier search in %s", project)
-        shutil.rmtree(project)
     project.mkdir(parents=True, exist_ok=True)
     return project
+
+
+def clear(project: Path, keep: str) -> None:
+    """Delete the earlier search in ``project``, all but the file ``keep`` (the driver's lock, held)."""
+    log.info("hydra.sweeper.overwrite=true: deleting the earlier search in %s", project)
+    for path in project.iterdir():
+        if path.name == keep:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` into a new file beside ``path`` and rename it over ``path``: a reader, or a
+    resume after a crash, finds the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def whole_state_files() -> Iterator[None]:
+    """For the block, Keras Tuner writes its own state (``oracle.json``, ``trial_<id>/trial.json``)
+    through :func:`replace_text`. It writes them in place (``keras_tuner.src.utils.save_json``), so
+    a driver killed mid-write would leave a file the next resume cannot read. Paths that are not
+    local (``gs://...``) and a Keras Tuner without that function are left as they are."""
+    from keras_tuner.src import utils
+
+    original = getattr(utils, "save_json", None)
+    if original is None:
+        yield
+        return
+
+    def save_json(path: Any, obj: Any) -> str:
+        if "://" in str(path):
+            return original(path, obj)
+        text = json.dumps(obj)
+        replace_text(Path(path), text)
+        return text
+
+    utils.save_json = save_json
+    try:
+        yield
+    finally:
+        utils.save_json = original
 
 
 def make_oracle(conf: KerasTunerSweeperConf, hp: kt.HyperParameters) -> Any:
@@ -105,7 +155,7 @@ def load_oracle(conf: KerasTunerSweeperConf, project: Path, hp: kt.HyperParamete
             project, len(done), len(oracle._retry_queue),
         )  # fmt: skip
     else:
-        search_file.write_text(json.dumps(wanted, indent=2))
+        replace_text(search_file, json.dumps(wanted, indent=2))
         log.info("Keras Tuner %s search; state in %s", conf.oracle.value, project)
     # Hyperband's own schedule has no trial cap; the others take it at construction (and resume).
     oracle.max_trials = conf.max_trials
@@ -116,7 +166,7 @@ def write_job(project: Path, trial_id: str, record: dict[str, Any]) -> None:
     """Keep the job that ran ``trial_id`` beside the oracle's own trial file."""
     folder = project / f"trial_{trial_id}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / JOB_FILE).write_text(json.dumps(record, indent=2))
+    replace_text(folder / JOB_FILE, json.dumps(record, indent=2))
 
 
 def read_job(project: Path, trial_id: str) -> dict[str, Any]:

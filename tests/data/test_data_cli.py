@@ -72,3 +72,12 @@ def test_fetch_is_a_no_op_when_ggo_data_already_holds_the_dataset(tmp_path: Path
     result = _run(["fetch", f"url=file://{tmp_path}/no-such-repo"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "nothing to fetch" in result.stdout
+
+
+def test_fetch_hands_git_the_url_as_a_url_never_as_an_option(tmp_path: Path) -> None:
+    env = {"GGO_ROOT": str(tmp_path), "GGO_DATA": str(tmp_path / "none"), "GIT_TERMINAL_PROMPT": "0"}
+    pwned = tmp_path / "pwned"
+    result = _run(["fetch", f"url='--upload-pack=touch {pwned}'"], env, tmp_path)
+    assert result.returncode == 1 and "could not clone --upload-pack=" in result.stderr
+    assert "repository '--upload-pack=" in result.stderr, "git took it for a repository"
+    assert not pwned.exists()

@@ -162,6 +162,12 @@ def _patients_lacks_column(root: Path) -> str:
     return r"patients\.csv lacks the column\(s\) patient; found \['image', 'subject'\]"
 
 
+def _linked_outside(root: Path) -> str:
+    write(root.parent / "elsewhere.png", GRAY)  # a file the reader must not open through a link
+    (root / "images" / "f.png").symlink_to(root.parent / "elsewhere.png")
+    return r"1 file\(s\) are links that lead outside their folder \(copy the files in instead\): images/f\.png"
+
+
 def _empty_folder(root: Path) -> str:
     for path in (root / "images").iterdir():
         path.unlink()
@@ -171,7 +177,7 @@ def _empty_folder(root: Path) -> str:
 @pytest.mark.parametrize(
     "breaks",
     [_mask_size_differs, _same_stem, _unreadable_image, _unreadable_mask, _truncated_image, _truncated_mask,
-     _mask_without_image, _unknown_patient_image, _patients_lacks_column, _empty_folder],
+     _mask_without_image, _unknown_patient_image, _patients_lacks_column, _linked_outside, _empty_folder],
 )  # fmt: skip
 def test_bad_folder_is_an_error_naming_the_file_and_nothing_is_cached(folder: Path, tmp_path: Path, breaks) -> None:
     pattern = breaks(folder)

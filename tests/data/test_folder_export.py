@@ -98,3 +98,37 @@ def test_quick_training_run_on_an_exported_folder(synthetic_root: Path, tmp_path
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[ggo] best epoch" in proc.stdout and "val/dice" in proc.stdout, proc.stdout[-3000:]
     assert "[ggo] data: " in proc.stdout and "test images at 64 px" in proc.stdout
+
+
+def test_export_writes_plain_file_names_only_and_nothing_outside_out(builder, tmp_path: Path) -> None:
+    """structure.csv may name a film in a subfolder of images/ (the reader allows it, inside the
+    dataset); export writes images/<name>, so a name that is a path is refused and nothing appears."""
+    import cv2
+
+    from ggo.data.inside import OutsideFolderError
+
+    (builder.root / "images" / "sub").mkdir()
+    builder.add_image("sub/a.png", np.full((20, 30), 90, np.uint8))
+    builder.add_crop("sub/a.png", "Ground Glass Opacities", top=1, left=1, crop=np.ones((3, 3), bool))
+    root = builder.write()
+    out = tmp_path / "out"
+    with pytest.raises(OutsideFolderError, match=r"image 'sub/a\.png': export writes plain file names into .*images, not paths"):
+        export_folder(root, out)
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*")), "an interrupted export leaves nothing"
+    assert cv2.imread(str(root / "images" / "sub" / "a.png")) is not None
+
+
+def test_atomic_file_replaces_the_target_whole_or_leaves_it_alone(tmp_path: Path) -> None:
+    from ggo.data.atomic import atomic_file, write_text
+
+    target = tmp_path / "predictions.csv"
+    write_text(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half a fi")
+            raise RuntimeError("the writer died")
+    assert target.read_text() == "old\n"
+    with atomic_file(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".csv"  # same folder: os.replace is one step
+        tmp.write_text("new\n")
+    assert target.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]

@@ -95,7 +95,7 @@ def test_empty_missing_and_non_image_files_say_so(tmp_path: Path) -> None:
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ImageFileError, match=r"empty\.png: the file is empty"):
         read_image_file(tmp_path / "empty.png")
-    with pytest.raises(ImageFileError, match=r"notes\.png: not an image OpenCV can read"):
+    with pytest.raises(ImageFileError, match=r"notes\.png: not an image ggo reads: its first bytes are not those of a PNG, JPEG"):
         read_image_file(tmp_path / "notes.png")
     with pytest.raises(FileNotFoundError, match=r"missing\.png: no such file"):
         read_image_file(tmp_path / "missing.png")
@@ -107,3 +107,58 @@ def test_pixel_limit_applies_from_the_header_and_can_be_lifted(tmp_path: Path) -
     with pytest.raises(ImageFileError, match=r"big\.png: 300 x 200 pixels .* over the 0.05 megapixel limit"):
         read_image_file(path, max_pixels=50_000)
     assert read_image_file(path, max_pixels=None).shape == (200, 300)
+
+
+def test_only_png_jpeg_tiff_bmp_and_webp_are_read_by_their_first_bytes(tmp_path: Path) -> None:
+    from hostile_images import pnm, radiance_hdr
+
+    for name, data in {"film.hdr": radiance_hdr(64, 48), "film.pgm": pnm(64, 48)}.items():
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None, "OpenCV would decode it"
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageFileError, match=rf"{name}: not an image ggo reads: its first bytes are not those of a PNG, JPEG, TIFF, BMP or WebP file$"):
+            read_image_file(tmp_path / name)
+    # A PNG named .jpg is read by what it is, not by its name.
+    assert cv2.imwrite(str(tmp_path / "film.png"), film())
+    (tmp_path / "named.jpg").write_bytes((tmp_path / "film.png").read_bytes())
+    assert np.array_equal(read_image_file(tmp_path / "named.jpg"), film())
+
+
+def test_a_png_whose_header_a_careful_parser_refuses_is_never_decoded() -> None:
+    from hostile_images import damaged_chunk_png
+
+    small = damaged_chunk_png(100, 100)
+    assert cv2.imdecode(np.frombuffer(small, np.uint8), cv2.IMREAD_UNCHANGED).shape == (100, 100), "OpenCV reads it whole"
+    with pytest.raises(ImageFileError, match=r"^row 0: its PNG header cannot be read \(broken PNG file \(bad header checksum in b'tEXt'\)\)"):
+        read_image_file(small, name="row 0")
+
+
+def test_sizes_come_from_the_header_before_any_pixel_is_decoded() -> None:
+    import psutil
+
+    from hostile_images import damaged_chunk_png, zero_png
+
+    from ggo.data.imagefile import read_header
+
+    bomb = zero_png(20_000, 20_000)  # 0.4 MB that inflate to 400 MB
+    header = read_header(bomb, "bomb", max_pixels=None)
+    assert (header.format, header.width, header.height, header.mode) == ("PNG", 20_000, 20_000, "L")
+    rss = psutil.Process().memory_info().rss
+    with pytest.raises(ImageFileError, match=r"^bomb: 20000 x 20000 pixels \(400 megapixels\) is over the 100 megapixel limit"):
+        read_image_file(bomb, name="bomb")
+    with pytest.raises(ImageFileError, match=r"^damaged: its PNG header cannot be read"):
+        read_image_file(damaged_chunk_png(10_400, 10_400), name="damaged")  # 108 megapixels behind a broken chunk
+    assert psutil.Process().memory_info().rss - rss < 50e6, "nothing was decoded"
+
+
+def test_opencv_pixel_cap_is_ggos_limit_unless_the_environment_sets_one() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, ggo.data.imagefile as f; print(os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'], f.MAX_PIXELS)"
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["100000000", "100000000"]
+    env["OPENCV_IO_MAX_IMAGE_PIXELS"] = "5000000"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "5000000"

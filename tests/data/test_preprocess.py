@@ -119,3 +119,18 @@ def test_intensity_normalisation_is_torchxrayvisions_normalize() -> None:
     np.testing.assert_allclose(xrv_normalize(image, 255), xrv.datasets.normalize(image, 255), rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="higher than expected bound"):
         xrv_normalize(image.astype(np.uint16) * 2, 255)
+
+
+def test_preprocess_is_the_formula_exactly_while_keeping_its_temporaries_small() -> None:
+    """The lookup table and the banded 16-to-8-bit conversion give the formula's values bit for bit
+    (training caches made before them stay valid)."""
+    from ggo.data.preprocess import _BAND_ROWS, _to_uint8_values, xrv_normalize
+
+    rng = np.random.default_rng(0)
+    film16 = rng.integers(0, 65536, (2 * _BAND_ROWS + 37, 300, 4), dtype=np.uint16)
+    assert np.array_equal(_to_uint8_values(film16), ((film16.astype(np.uint32) + 128) // 257).astype(np.uint8))
+    gray = rng.integers(0, 256, (200, 150), dtype=np.uint8)
+    gray[0, :] = np.arange(150)  # with every value below 150, and the rest from the noise
+    out = preprocess(gray, 200, fit="stretch")  # 200 x 150 -> 200 x 200: a resize, but no value leaves [0, 255]
+    expected = cv2.resize(xrv_normalize(gray, 255).astype(np.float32) / 1024.0, (200, 200), interpolation=cv2.INTER_AREA)
+    assert out.dtype == np.float32 and np.array_equal(out, np.clip(expected, -1.0, 1.0))

@@ -211,3 +211,37 @@ def test_loading_leaves_numpy_global_random_state_alone(synthetic_root: Path) ->
     np.random.seed(123)
     load_records(synthetic_root)
     assert np.random.random() == expected
+
+
+def test_structure_paths_that_leave_the_dataset_are_refused_before_any_file_is_read(builder, tmp_path: Path) -> None:
+    from ggo.data.inside import OutsideFolderError
+
+    builder.add_image("a.png", _image())
+    builder.add_crop("a.png", GGO, top=0, left=0, crop=np.ones((3, 3), bool))
+    builder.add_image("b.png", _image())
+    linked = builder.add_crop("b.png", GGO, top=0, left=0, crop=np.ones((3, 3), bool))
+    outside = tmp_path / "outside.png"
+    outside.write_bytes((builder.root / linked).read_bytes())
+    (builder.root / linked).unlink()
+    (builder.root / linked).symlink_to(outside)  # masks/m001.png -> a file outside the dataset
+    builder.structure[0]["Filename"] = "../../outside.png"
+    builder.structure.append({**builder.structure[0], "Filename": "a.png", "Mask": str(outside)})
+    root = builder.write()
+    with pytest.raises(OutsideFolderError) as caught:
+        load_records(root)
+    message = str(caught.value)
+    assert message.startswith(f"{root / 'structure.csv'} names files outside the dataset, refused:")
+    assert "line 2, Filename: '../../outside.png' points outside" in message
+    assert f"line 4, Mask: '{outside}' points outside" in message
+    assert "line 3, Mask: 'masks/m001.png' is a link that leads outside" in message
+
+
+def test_a_linked_images_folder_is_read_where_it_points(builder, tmp_path: Path) -> None:
+    """The top folders may be links (to another disk): files are checked against where they lead."""
+    builder.add_image("a.png", _image())
+    builder.add_crop("a.png", GGO, top=1, left=2, crop=np.ones((3, 3), bool))
+    root = builder.write()
+    (root / "images").rename(tmp_path / "disk-images")
+    (root / "images").symlink_to(tmp_path / "disk-images")
+    (record,) = load_records(root)
+    assert record.name == "a.png" and record.mask.sum() == 9

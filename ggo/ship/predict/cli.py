@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ggo.config import PreprocessConfig, defaults, section
+from ggo.data.atomic import write_text
 from ggo.ship.predict.files import IMAGE_SUFFIXES, collect_inputs
 from ggo.ship.predict.scoring import score, split_members, truth_from_dataset, truth_from_folder
 from ggo.ship.predict.segment import DEFAULT_MODEL, load_segmenter, model_settings, predict_files
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = None if args.pooled_on_original_pixels else config.get("resolution")
         fit = str(section(PreprocessConfig, config, lenient=True).fit)  # the model's, else the schema's default
         scores = score(results, truth, threshold, resolution=grid, fit=fit)
-        (out / "scores.json").write_text(json.dumps(scores, indent=2))
+        write_text(out / "scores.json", json.dumps(scores, indent=2))
         shown = ", ".join(f"{k} {v:.4f}" for k, v in scores["metrics"].items())
         print(f"[ggo] scored {scores['n_scored']} image(s) against {args.truth or args.score}: {shown or 'none matched'}"
               f" ({len(scores['unmatched'])} without a true mask; pooled on {scores['pooled_on']}) -> {out / 'scores.json'}",

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ggo.data.atomic import atomic_file
 from ggo.ship.predict.files import collect_inputs, load_image, outcome_overlay, overlay, unique_stem
 
 DEFAULT_MODEL = "models:/ggo-segmenter@champion"
@@ -115,16 +116,18 @@ def predict_files(
             mask = prob > threshold
             stem = unique_stem(path.stem, used)
             mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-            if not cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255):
-                raise OSError(f"could not write {mask_path}: check that {out} is writable")
+            with atomic_file(mask_path) as tmp:  # a crash leaves no half-written mask
+                if not cv2.imwrite(str(tmp), mask.astype(np.uint8) * 255):
+                    raise OSError(f"could not write {mask_path}: check that {out} is writable")
             true = (truth or {}).get(path.stem)
             if true is not None and true.shape == mask.shape:
                 pred.dice = film_dice(true, mask)
                 picture = outcome_overlay(image, true, mask, f"{path.name}  dice {pred.dice:.3f}")
             else:
                 picture = overlay(image, mask)
-            if not cv2.imwrite(str(overlay_path), picture):
-                raise OSError(f"could not write {overlay_path}: check that {out} is writable")
+            with atomic_file(overlay_path) as tmp:
+                if not cv2.imwrite(str(tmp), picture):
+                    raise OSError(f"could not write {overlay_path}: check that {out} is writable")
         except Exception as exc:  # noqa: BLE001 - one bad input must not stop the rest
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             pred.status, pred.error = "error", f"{type(exc).__name__}: {message}"
@@ -135,7 +138,7 @@ def predict_files(
         pred.mask, pred.overlay = str(mask_path), str(overlay_path)
         if keep_probabilities:
             pred.probability = prob
-    with open(out / "predictions.csv", "w", newline="") as handle:
+    with atomic_file(out / "predictions.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(p.row() for p in results)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ggo import tracking
+from ggo.data.atomic import write_text
 from ggo.sweeps.report import REPORT_ARTIFACT, ReportError, log_report, render, resolve_parent
 
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    write_text(out, html)  # whole, or not at all
     print(f"[ggo] report of run {run_id}: {out.resolve()} ({len(html) / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s)", flush=True)
     return 0
 
