@@ -47,6 +47,7 @@ def validate(cfg: Config | Mapping[str, Any]) -> None:
     need(0.0 < data.test_fraction < 1.0, "data.test_fraction", data.test_fraction, "must be in (0, 1)")
     need(data.folds >= 2, "data.folds", data.folds, "must be >= 2")
     need(0 <= data.fold < data.folds, "data.fold", data.fold, f"must be in 0..{data.folds - 1}")
+    need(data.workers >= 0, "data.workers", data.workers, "must be >= 0 (0: one process per core builds the cache)")
     if cfg.tracking.enabled:
         need(cfg.tracking.image_every >= 1, "tracking.image_every", cfg.tracking.image_every, "must be >= 1")
     if problems:

@@ -163,6 +163,7 @@ class DataConfig:
     n_patients: int = 16
     image_size: int = 96
     n_ggo_free: int = 0
+    workers: int = 0  # processes decoding and preprocessing films while a cache is built; 0: one per core
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 A cache lives in ``<cache_dir>/<key>/`` where the key hashes the dataset digest (structure.csv,
 metadata.csv, and the names, sizes and modification times of images/ and masks/; for a folder
-dataset the content of every file), the preprocessing config and the split config. So a changed dataset or config gets a new directory
-and a stale cache is never reused. A cache is built in a temporary directory, finished with a
-``COMPLETE`` marker and renamed into place in one step: an interrupted build is never read.
+dataset the content of every file, each read again only when its size or times changed:
+:mod:`ggo.data.filehash`), the preprocessing config and the split config. So a changed dataset or
+config gets a new directory and a stale cache is never reused. A cache is built in a temporary
+directory (streamed, film by film: :mod:`ggo.data.cache_build`), finished with a ``COMPLETE``
+marker and renamed into place in one step: an interrupted build is never read.
 
 Files: ``images.npy`` (N, R, R, 1) float32 in [-1, 1], ``masks.npy`` and ``lungs.npy``
 (N, R, R, 1) uint8 in {0, 1}, ``has_lungs.npy`` (N,) bool, ``class_<head>.npy`` (N, R, R, 1) uint8
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ggo.data.audit import format_summary  # noqa: F401  re-exported
+from ggo.data.cache_split import Split, SplitSource  # noqa: F401  re-exported
 from ggo.data.preprocess import check_fit, check_resolution
 from ggo.data.folder import folder_digest
 from ggo.data.records import FOLDER, LUNG_SIDES, check_root, dataset_layout
@@ -49,57 +52,6 @@ MANIFEST_COLUMNS = [
 
 class IncompleteCacheError(RuntimeError):
     """A cache directory without its COMPLETE marker (an interrupted or foreign build)."""
-
-
-@dataclass
-class Split:
-    """The arrays of one split: ``images`` (N, R, R, 1) float32 in [-1, 1], ``masks`` and
-    ``lungs`` (N, R, R, 1) float32 in {0, 1}, ``has_lungs`` (N,) bool (False: ``lungs`` is all
-    zeros because the image has no lung annotation), and the ``names`` and ``patients`` per row.
-    ``complete_lungs`` (N,) bool: both lungs are annotated (a lung head learns only from those:
-    a missing side would teach it that lung is background). ``aux`` (N, R, R, 1) float32 masks
-    and ``aux_known`` (N,) bool per auxiliary head asked of :meth:`Cache.split` (lungs aside):
-    whether the film's target is known (:func:`ggo.heads.head_known`)."""
-
-    images: np.ndarray
-    masks: np.ndarray
-    lungs: np.ndarray
-    has_lungs: np.ndarray
-    names: list[str]
-    patients: list[str]
-    complete_lungs: np.ndarray | None = None
-    aux: dict[str, np.ndarray] = field(default_factory=dict)
-    aux_known: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(target (N, R, R, 1) float32, known (N,) bool)`` of auxiliary head ``name``."""
-        if name == LUNGS:
-            complete = self.has_lungs if self.complete_lungs is None else self.complete_lungs & self.has_lungs
-            return self.lungs, complete
-        if name not in self.aux:
-            raise KeyError(f"head {name!r} was not loaded: ask for it with Cache.split(fold, aux_heads=[{name!r}])")
-        return self.aux[name], self.aux_known[name]
-
-    def targets(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> np.ndarray:
-        """Training targets: ``masks`` (N, R, R, 1) without heads; else (N, R, R, 1 + 2K): GGO,
-        then per head of :func:`ggo.heads.resolve_heads` (``lung_head``, ``aux_heads``) its target
-        and its weight (1 on films whose target is known, else 0). ``lung_head`` alone gives
-        (N, R, R, 3) = GGO, lungs, lung weight (1 where both lungs are annotated)."""
-        heads = resolve_heads(lung_head, aux_heads)
-        if not heads:
-            return self.masks
-        channels = [self.masks]
-        for name in heads:
-            target, known = self.head(name)
-            channels += [target, np.broadcast_to(known.astype(np.float32)[:, None, None, None], self.masks.shape)]
-        return np.concatenate(channels, axis=-1)
-
-    def known_counts(self, lung_head: bool = False, aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, int]:
-        """How many films train each head (their target is known)."""
-        return {name: int(self.head(name)[1].sum()) for name in resolve_heads(lung_head, aux_heads)}
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @dataclass
@@ -156,9 +108,9 @@ class Cache:
         return self.manifest["split"].to_numpy(dtype=str)
 
     def _splits(self, selects: Mapping[str, np.ndarray], aux_heads: tuple[str, ...] | list[str] = ()) -> dict[str, Split]:
-        arrays = {name: self._array(name) for name in ("images", "masks", "lungs", "has_lungs")}
         names = self.manifest["name"].tolist()
         patients = self.manifest["patient_id"].tolist()
+        has_lungs = self._array("has_lungs")
         sides = self.manifest["lung_sides"].fillna("").astype(str).str.split("+")
         complete = np.array([all(side in s for side in LUNG_SIDES) for s in sides], dtype=bool)
         wanted = [h for h in resolve_heads(False, aux_heads) if h != LUNGS]
@@ -169,25 +121,24 @@ class Cache:
         for key, select in selects.items():
             idx = np.flatnonzero(select)
             out[key] = Split(
-                images=np.asarray(arrays["images"][idx], dtype=np.float32),
-                masks=np.asarray(arrays["masks"][idx], dtype=np.float32),
-                lungs=np.asarray(arrays["lungs"][idx], dtype=np.float32),
-                has_lungs=np.asarray(arrays["has_lungs"][idx], dtype=bool),
                 names=[names[i] for i in idx],
                 patients=[patients[i] for i in idx],
+                has_lungs=np.asarray(has_lungs[idx], dtype=bool),
+                folder=self.path,
+                index=idx,
                 complete_lungs=complete[idx],
-                aux={h: np.asarray(self._array(f"class_{h}")[idx], dtype=np.float32) for h in wanted},
                 aux_known={h: known[h][idx] for h in wanted},
             )
         return out
 
 
-def dataset_digest(root: str | Path, layout: str | None = None) -> str:
+def dataset_digest(root: str | Path, layout: str | None = None, hash_store: Path | None = None) -> str:
     """A fingerprint of a dataset. GeneralBlockchain layout (cheap): the bytes of structure.csv and
     metadata.csv, and the relative path, size and modification time of every file under images/
-    and masks/. Folder layout: the content of every file (:func:`ggo.data.folder.folder_digest`)."""
+    and masks/. Folder layout: the content of every file (:func:`ggo.data.folder.folder_digest`;
+    ``hash_store`` keeps each file's hash, so only changed files are read again)."""
     if dataset_layout(root, layout) == FOLDER:
-        return folder_digest(root)
+        return folder_digest(root, hash_store)
     root = check_root(root)
     digest = hashlib.sha256()
     for name in ("structure.csv", "metadata.csv"):
@@ -212,12 +163,14 @@ def cache_config(
     test_fraction: float = 0.2,
     folds: int = 5,
     layout: str | None = None,
+    hash_store: Path | None = None,
 ) -> dict[str, Any]:
-    """What a cache key hashes: the format version, the dataset digest, preprocess and split."""
+    """What a cache key hashes: the format version, the dataset digest, preprocess and split.
+    ``hash_store``: see :func:`dataset_digest`."""
     check_split_args(seed=seed, test_fraction=test_fraction, folds=folds)
     return {
         "version": CACHE_VERSION,
-        "dataset": dataset_digest(root, layout),
+        "dataset": dataset_digest(root, layout, hash_store),
         "preprocess": {
             "resolution": check_resolution(resolution),
             "fit": check_fit(fit),

@@ -81,6 +81,17 @@ class LoadReport:
     ignored: list[str] = field(default_factory=list)
     lungs_expected: bool = True
 
+    def for_one_film(self) -> LoadReport:
+        """An empty report for one film read apart (in a worker process): it carries this
+        report's dataset-wide settings, and :meth:`merge` adds what it collects back here."""
+        return LoadReport(lungs_expected=self.lungs_expected)
+
+    def merge(self, film: LoadReport) -> None:
+        """Add what a one-film report (:meth:`for_one_film`) collected, in reading order."""
+        for name in ("skipped", "clipped", "own_patient", "warnings", "notes", "ggo_free", "thresholded", "ignored"):
+            getattr(self, name).extend(getattr(film, name))
+        self.clipped_images |= film.clipped_images
+
     @property
     def n_skipped(self) -> int:
         return len(self.skipped)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ggo.data.filehash import content_hashes
 from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.inside import is_inside
 from ggo.data.film import LUNG_SIDES, LoadReport, Record, read_image
@@ -191,18 +192,20 @@ def read_mask(path: Path) -> tuple[np.ndarray, bool]:
     return data > top / 2, True
 
 
-def folder_digest(root: str | Path) -> str:
+def folder_digest(root: str | Path, hash_store: Path | None = None) -> str:
     """SHA-256 over the bytes of every file under images/, masks/, lungs/ and patients.csv, so an
-    edited mask (even one copied with its old modification time) gives a new cache."""
+    edited mask (even one copied with its old modification time) gives a new cache.
+
+    ``hash_store``: a folder where each file's content hash is kept with its size and times
+    (:mod:`ggo.data.filehash`): only the files that changed since are read again, so an untouched
+    folder of any size gives its digest in the time it takes to list it."""
     root = Path(root).expanduser()
     digest = hashlib.sha256(b"folder\0")
     files = [p for sub in SUBFOLDERS if (root / sub).is_dir() for p in sorted((root / sub).rglob("*")) if p.is_file()]
     if (root / PATIENTS_CSV).is_file():
         files.append(root / PATIENTS_CSV)
-    for path in files:
-        with path.open("rb") as handle:
-            content = hashlib.file_digest(handle, "sha256").hexdigest()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{content}\n".encode())
+    for rel, content in content_hashes(root, files, hash_store).items():
+        digest.update(f"{rel}\0{content}\n".encode())
     return digest.hexdigest()
 
 
@@ -220,63 +223,93 @@ def _audit_notes(index: FolderIndex, report: LoadReport) -> None:
     report.ignored.extend(index.ignored)
 
 
-def _read_one(name: str, index: FolderIndex, report: LoadReport, problems: list[str]) -> Record | None:
-    """The record of one image, or None after adding its problems (unreadable, size mismatch)."""
-    path = index.images[name]
+@dataclass(frozen=True)
+class FolderFilm:
+    """One image of a folder dataset before any pixel is read: its files, patient (None: not in
+    patients.csv) and lung sides; all a worker process needs to read it."""
+
+    root: Path
+    name: str
+    image: Path
+    mask: Path | None
+    lungs: Path | None
+    patient: str | None
+    lung_sides: tuple[str, ...]
+
+
+def folder_films(index: FolderIndex, report: LoadReport) -> list[FolderFilm]:
+    """The films of an indexed folder in reading order; the dataset-wide audit lines (patients,
+    lungs, ignored files) go into ``report``."""
+    _audit_notes(index, report)
+    if index.patients is not None:
+        unlisted = [n for n in index.images if n not in index.patients]
+        if unlisted:
+            report.notes.append(f"{len(unlisted)} image(s) missing from {PATIENTS_CSV}, each its own patient: {_names(unlisted)}")
+    return [
+        FolderFilm(
+            root=index.root, name=name, image=path, mask=index.masks.get(name), lungs=index.lungs.get(name),
+            patient=(index.patients or {}).get(name), lung_sides=index.lung_sides.get(name, LUNG_SIDES),
+        )  # fmt: skip
+        for name, path in index.images.items()
+    ]
+
+
+def _read_plane(path: Path, image: np.ndarray, film: FolderFilm, report: LoadReport, problems: list[str]) -> np.ndarray | None:
+    """A mask or lung plane of ``film``, or None after adding its problem (unreadable, wrong size)."""
     try:
-        image = read_image(path)
+        plane, thresholded = read_mask(path)
     except ImageFileError as exc:
-        problems.append(f"{path}: unreadable image ({exc.reason})")
+        problems.append(f"{path}: unreadable mask ({exc.reason})")
         return None
-    planes: dict[str, np.ndarray | None] = {"masks": None, "lungs": None}
-    for sub, paths in (("masks", index.masks), ("lungs", index.lungs)):
-        if name not in paths:
-            continue
-        try:
-            read = read_mask(paths[name])
-        except ImageFileError as exc:
-            problems.append(f"{paths[name]}: unreadable mask ({exc.reason})")
-            continue
-        plane, thresholded = read
-        if plane.shape != image.shape:
-            problems.append(
-                f"{paths[name]} is {plane.shape[1]}x{plane.shape[0]} but its image {path} is "
-                f"{image.shape[1]}x{image.shape[0]}: a mask must be its image's size"
-            )
-            continue
-        planes[sub] = plane
-        if thresholded:
-            report.thresholded.append(paths[name].relative_to(index.root).as_posix())
-    if any(name in paths and planes[sub] is None for sub, paths in (("masks", index.masks), ("lungs", index.lungs))):
+    if plane.shape != image.shape:
+        problems.append(
+            f"{path} is {plane.shape[1]}x{plane.shape[0]} but its image {film.image} is "
+            f"{image.shape[1]}x{image.shape[0]}: a mask must be its image's size"
+        )
         return None
-    if name not in index.masks:
-        report.ggo_free.append(name)
-    lungs = planes["lungs"]
-    sides = index.lung_sides.get(name, LUNG_SIDES) if lungs is not None else ()
-    patient = (index.patients or {}).get(name)
+    if thresholded:
+        report.thresholded.append(path.relative_to(film.root).as_posix())
+    return plane
+
+
+def read_folder_film(film: FolderFilm, report: LoadReport, problems: list[str]) -> Record | None:
+    """The record of one image, or None after adding its problems (unreadable, size mismatch)."""
+    try:
+        image = read_image(film.image)
+    except ImageFileError as exc:
+        problems.append(f"{film.image}: unreadable image ({exc.reason})")
+        return None
+    mask = _read_plane(film.mask, image, film, report, problems) if film.mask is not None else None
+    lungs = _read_plane(film.lungs, image, film, report, problems) if film.lungs is not None else None
+    if (film.mask is not None and mask is None) or (film.lungs is not None and lungs is None):
+        return None
+    if film.mask is None:
+        report.ggo_free.append(film.name)
+    patient = film.patient
     if patient is None:
-        patient = f"image:{name}"
-        report.own_patient.append(name)
-    mask = planes["masks"] if planes["masks"] is not None else np.zeros(image.shape, bool)
-    return Record(name=name, patient_id=patient, image=image, mask=mask, lungs=lungs, lung_sides=sides, source=path,
-                  ggo_free=name not in index.masks)
+        patient = f"image:{film.name}"
+        report.own_patient.append(film.name)
+    return Record(
+        name=film.name, patient_id=patient, image=image, mask=mask if mask is not None else np.zeros(image.shape, bool),
+        lungs=lungs, lung_sides=film.lung_sides if lungs is not None else (), source=film.image, ggo_free=film.mask is None,
+    )  # fmt: skip
+
+
+def unusable_files_error(root: Path, problems: list[str]) -> FolderDataError:
+    """The error a folder dataset's unreadable files and size mismatches end its reading with."""
+    return FolderDataError(f"the folder dataset {root} has unusable files:\n  " + "\n  ".join(problems))
 
 
 def iter_folder_records(root: str | Path, report: LoadReport | None = None) -> Iterator[Record]:
     """Yield one :class:`Record` per image of a folder dataset, sorted by name; after the last,
     raise :class:`FolderDataError` listing every unreadable file and size mismatch, if any
     (so a cache build stops before it writes anything)."""
-    index = index_folder(root)
     report = report if report is not None else LoadReport()
-    _audit_notes(index, report)
-    if index.patients is not None:
-        unlisted = [n for n in index.images if n not in index.patients]
-        if unlisted:
-            report.notes.append(f"{len(unlisted)} image(s) missing from {PATIENTS_CSV}, each its own patient: {_names(unlisted)}")
+    films = folder_films(index_folder(root), report)
     problems: list[str] = []
-    for name in index.images:
-        record = _read_one(name, index, report, problems)
+    for film in films:
+        record = read_folder_film(film, report, problems)
         if record is not None and not problems:
             yield record
     if problems:
-        raise FolderDataError(f"the folder dataset {index.root} has unusable files:\n  " + "\n  ".join(problems))
+        raise unusable_files_error(films[0].root, problems)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ggo.data.cache import Cache, cache_config, cache_key, is_complete, open_cache
 from ggo.data.cache_build import build
+from ggo.data.filehash import STORE_DIR
 from ggo.data.folder import index_folder
 from ggo.data.records import FOLDER, check_root, dataset_layout
 from ggo.paths import default_cache_dir
@@ -35,6 +36,7 @@ def prepare_cache(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     layout: str | None = None,
+    workers: int = 0,
 ) -> Cache:
     """The cache for this dataset and config, built on first use and reused after.
 
@@ -43,14 +45,18 @@ def prepare_cache(
     ``folds`` are :func:`~ggo.data.split_patients`'s. ``cache_dir`` defaults to ``$GGO_CACHE``,
     else ``<project>/data/cache``. ``progress`` shows a tqdm bar while building. ``layout``:
     ``generalblockchain`` or ``folder`` (None: detected, see :func:`~ggo.data.records.dataset_layout`).
+    ``workers``: processes decoding and preprocessing the films of a build (0: one per core, see
+    :func:`~ggo.data.cache_build.worker_count`); the cache is the same with any number.
+    A folder dataset's files are hashed once and then only when their size or times change
+    (the hashes are kept in ``<cache_dir>/file-hashes/``).
     """
     root, layout = check_dataset(root, layout)
+    base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
     config = cache_config(
         root, resolution=resolution, fit=fit, clahe=clahe, clahe_clip=clahe_clip,
-        seed=seed, test_fraction=test_fraction, folds=folds, layout=layout,
+        seed=seed, test_fraction=test_fraction, folds=folds, layout=layout, hash_store=base / STORE_DIR,
     )  # fmt: skip
-    base = Path(cache_dir).expanduser() if cache_dir not in (None, "") else default_cache_dir()
     path = base / cache_key(config)
     if is_complete(path):
         return open_cache(path)
-    return build(root, config, path, progress, layout)
+    return build(root, config, path, progress, layout, workers=workers)

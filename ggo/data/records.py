@@ -23,13 +23,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ggo.data.film import LUNG_SIDES, DataWarning, LoadReport, Record, read_image  # noqa: F401  re-exported
-from ggo.data.folder import iter_folder_records
+from ggo.data.folder import FolderFilm, folder_films, index_folder, iter_folder_records, read_folder_film
 from ggo.data.imagefile import ImageFileError, read_image_file
 from ggo.data.inside import OutsideFolderError, resolve_inside
 from ggo.data.patients import read_patient_ids
@@ -171,7 +172,9 @@ def iter_records(root: str | Path, report: LoadReport | None = None, layout: str
     """
     if dataset_layout(root, layout) == FOLDER:
         return iter_folder_records(root, report)
-    return _iter_generalblockchain(check_root(root), report)
+    report = report if report is not None else LoadReport()
+    films = dataset_films(root, report, GENERALBLOCKCHAIN)  # a missing dataset fails here, before any pixel
+    return (record for film in films if (record := _read_generalblockchain(film, report)) is not None)
 
 
 def check_structure_paths(root: Path, table: pd.DataFrame) -> None:
@@ -190,76 +193,104 @@ def check_structure_paths(root: Path, table: pd.DataFrame) -> None:
         raise OutsideFolderError(f"{root / 'structure.csv'} names files outside the dataset, refused:\n  " + "\n  ".join(bad[:10]) + more)
 
 
-def _iter_generalblockchain(root: Path, report: LoadReport | None) -> Iterator[Record]:
-    report = report if report is not None else LoadReport()
+@dataclass(frozen=True)
+class GeneralBlockchainFilm:
+    """One annotated film of a GeneralBlockchain dataset before any pixel is read: its structure.csv
+    rows and its patient (None: no metadata row), all a worker process needs to read it."""
+
+    root: Path
+    name: str
+    rows: pd.DataFrame
+    patient: str | None
+
+
+Film = GeneralBlockchainFilm | FolderFilm  # what dataset_films lists and read_film reads
+
+
+def dataset_films(root: str | Path, report: LoadReport, layout: str | None = None) -> list[Film]:
+    """Every film of the dataset in reading order (sorted by name), checked and matched up but not
+    read; the dataset-wide lines of the audit go into ``report``. Cheap: no image is decoded."""
+    if dataset_layout(root, layout) == FOLDER:
+        return folder_films(index_folder(root), report)
+    root = check_root(root)
     table = read_structure(root)
     check_structure_paths(root, table)
     patients = read_patient_ids(root)
     table = table[table["Filename"].notna()].copy()
     table["Filename"] = table["Filename"].astype(str)
-    by_image = {name: rows for name, rows in table.groupby("Filename", sort=True)}
+    # every annotated film: those without a GGO row are GGO-free
+    return [GeneralBlockchainFilm(root, name, rows, patients.get(name)) for name, rows in table.groupby("Filename", sort=True)]
 
-    for name in sorted(by_image):  # every annotated film: those without a GGO row are GGO-free
-        rows = by_image[name]
-        image_path = root / "images" / name
-        image, reason = None, "missing image"
-        if image_path.is_file():
-            try:
-                image = read_image(image_path)
-            except (ImageFileError, FileNotFoundError) as exc:
-                reason = f"unreadable image ({getattr(exc, 'reason', exc)})"
-        if image is None:
-            report.skipped.append((f"images/{name}", reason))
-            _warn(f"skipped image {image_path}: {reason}")
+
+def read_film(film: Film, report: LoadReport, problems: list[str]) -> Record | None:
+    """The record of one film of :func:`dataset_films`, or None when it is skipped (GeneralBlockchain:
+    with a warning, counted in ``report``) or unusable (folder: its problems added to ``problems``)."""
+    if isinstance(film, FolderFilm):
+        return read_folder_film(film, report, problems)
+    return _read_generalblockchain(film, report)
+
+
+def _read_generalblockchain(film: GeneralBlockchainFilm, report: LoadReport) -> Record | None:
+    root, name, rows = film.root, film.name, film.rows
+    image_path = root / "images" / name
+    image, reason = None, "missing image"
+    if image_path.is_file():
+        try:
+            image = read_image(image_path)
+        except (ImageFileError, FileNotFoundError) as exc:
+            reason = f"unreadable image ({getattr(exc, 'reason', exc)})"
+    if image is None:
+        report.skipped.append((f"images/{name}", reason))
+        _warn(f"skipped image {image_path}: {reason}")
+        return None
+    shape = image.shape[:2]
+    resolution = str(rows["Resolution"].iloc[0]) if "Resolution" in rows.columns else ""
+    if "x" in resolution:
+        w_csv, h_csv = (_int_or_none(v) for v in resolution.split("x", 1))
+        if (h_csv, w_csv) != shape:
+            msg = f"{name} is {shape[1]}x{shape[0]} but structure.csv says {resolution}; crops placed on the file's size"
+            report.warnings.append((name, msg))
+            _warn(msg)
+
+    ggo_rows = rows[rows["Template Name"] == GGO_CLASS]
+    mask, ok = _paste_crops(ggo_rows, root, shape, report, name)
+    if ggo_rows.empty:
+        report.ggo_free.append(name)
+    if not all(ok):
+        report.skipped.append((f"images/{name}", "its GGO mask is unreadable"))
+        _warn(f"skipped image {image_path}: its GGO mask could not be read")
+        return None
+
+    lungs = np.zeros(shape, dtype=bool)
+    sides: list[str] = []
+    for template, side in LUNG_CLASSES.items():
+        side_rows = rows[rows["Template Name"] == template]
+        if side_rows.empty:
             continue
-        shape = image.shape[:2]
-        resolution = str(rows["Resolution"].iloc[0]) if "Resolution" in rows.columns else ""
-        if "x" in resolution:
-            w_csv, h_csv = (_int_or_none(v) for v in resolution.split("x", 1))
-            if (h_csv, w_csv) != shape:
-                msg = f"{name} is {shape[1]}x{shape[0]} but structure.csv says {resolution}; crops placed on the file's size"
-                report.warnings.append((name, msg))
-                _warn(msg)
+        side_mask, side_ok = _paste_crops(side_rows, root, shape, report, name)
+        if any(side_ok):
+            lungs |= side_mask
+            sides.append(side)
 
-        ggo_rows = rows[rows["Template Name"] == GGO_CLASS]
-        mask, ok = _paste_crops(ggo_rows, root, shape, report, name)
-        if ggo_rows.empty:
-            report.ggo_free.append(name)
-        if not all(ok):
-            report.skipped.append((f"images/{name}", "its GGO mask is unreadable"))
-            _warn(f"skipped image {image_path}: its GGO mask could not be read")
-            continue
+    classes, unmasked = _class_masks(rows, root, shape, report, name)
+    patient = film.patient
+    if patient is None:
+        patient = f"image:{name}"
+        report.own_patient.append(name)
+        _warn(f"{name} has no row in {root / 'metadata.csv'}; it becomes its own patient {patient!r}")
 
-        lungs = np.zeros(shape, dtype=bool)
-        sides: list[str] = []
-        for template, side in LUNG_CLASSES.items():
-            side_rows = rows[rows["Template Name"] == template]
-            if side_rows.empty:
-                continue
-            side_mask, side_ok = _paste_crops(side_rows, root, shape, report, name)
-            if any(side_ok):
-                lungs |= side_mask
-                sides.append(side)
-
-        classes, unmasked = _class_masks(rows, root, shape, report, name)
-        patient = patients.get(name)
-        if patient is None:
-            patient = f"image:{name}"
-            report.own_patient.append(name)
-            _warn(f"{name} has no row in {root / 'metadata.csv'}; it becomes its own patient {patient!r}")
-
-        yield Record(
-            name=name,
-            patient_id=patient,
-            image=image,
-            mask=mask,
-            lungs=lungs if sides else None,
-            lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
-            source=image_path,
-            ggo_free=ggo_rows.empty,
-            classes=classes,
-            unmasked=unmasked,
-        )
+    return Record(
+        name=name,
+        patient_id=patient,
+        image=image,
+        mask=mask,
+        lungs=lungs if sides else None,
+        lung_sides=tuple(s for s in LUNG_SIDES if s in sides),
+        source=image_path,
+        ggo_free=ggo_rows.empty,
+        classes=classes,
+        unmasked=unmasked,
+    )
 
 
 def _class_masks(

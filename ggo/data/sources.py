@@ -83,4 +83,5 @@ def prepare_from_config(
         cache_dir=data.cache_dir,
         progress=progress,
         layout=FOLDER if data.name == FOLDER else GENERALBLOCKCHAIN,
+        workers=data.workers,
     )

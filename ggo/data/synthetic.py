@@ -188,3 +188,52 @@ def _metadata_row(patient: str, filename: str, visit: int, rng: np.random.Genera
         "location": "Synthetic", "folder": "images", "filename": filename, "license": "CC BY 4.0",
         "clinical_notes": "synthetic image", "other_notes": "",
     }  # fmt: skip
+
+
+def make_synthetic_folder(
+    root: str | Path, n_images: int, image_size: int = 1024, *, distinct: int = 16, seed: int = 0, link: bool = True
+) -> Path:
+    """Write a synthetic dataset in the folder layout (``data=folder``) to ``root``: ``n_images``
+    square films of ``image_size`` pixels with their GGO and lung masks, two films per patient
+    (patients.csv); every 8th film is GGO-free (no mask). For benchmarks at scale: only
+    ``distinct`` films are drawn, and the others are hard links to them (``link``; copies
+    otherwise), so a folder of 35,000 films takes the disk space of ``distinct``. Each name is
+    still a file of its own to list, hash, decode and preprocess."""
+    if n_images < 1 or distinct < 1:
+        raise ValueError(f"need n_images >= 1 and distinct >= 1, got n_images={n_images}, distinct={distinct}")
+    if image_size < 16:
+        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+    import os
+    import shutil
+
+    root = Path(root)
+    for sub in ("images", "masks", "lungs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    drawn: list[tuple[Path, Path | None, Path]] = []
+    for i in range(min(distinct, n_images)):
+        image8, regions = _draw_film(image_size, image_size, rng, ggo_free=i % 8 == 7)
+        base = f"drawn-{i:03d}.png"
+        cv2.imwrite(str(root / "images" / base), image8)
+        mask = None
+        if GGO_CLASS in regions:
+            mask = root / "masks" / base
+            cv2.imwrite(str(mask), regions[GGO_CLASS].astype(np.uint8) * 255)
+        cv2.imwrite(str(root / "lungs" / base), (regions["Left Lung"] | regions["Right Lung"]).astype(np.uint8) * 255)
+        drawn.append((root / "images" / base, mask, root / "lungs" / base))
+    place = os.link if link else shutil.copyfile
+    rows = []
+    for i in range(n_images):
+        image, mask, lungs = drawn[i % len(drawn)]
+        name = f"film-{i:06d}.png"
+        place(image, root / "images" / name)
+        if mask is not None:
+            place(mask, root / "masks" / name)
+        place(lungs, root / "lungs" / name)
+        rows.append({"image": name, "patient": f"p{i // 2:06d}"})
+    for image, mask, lungs in drawn:  # only the linked names are films
+        for path in (image, mask, lungs):
+            if path is not None:
+                path.unlink()
+    pd.DataFrame(rows).to_csv(root / "patients.csv", index=False)
+    return root

@@ -184,7 +184,8 @@ def test_bad_folder_is_an_error_naming_the_file_and_nothing_is_cached(folder: Pa
     cache_dir = tmp_path / "cache"
     with pytest.raises(FolderDataError, match=pattern):
         prepare_cache(folder, cache_dir=cache_dir, layout="folder", **SMALL)
-    assert not cache_dir.exists() or list(cache_dir.iterdir()) == []
+    # no cache; the files' content hashes may be kept (file-hashes/): a retry after a fix reads only what changed
+    assert not cache_dir.exists() or [p.name for p in cache_dir.iterdir()] in ([], ["file-hashes"])
 
 
 def test_every_problem_is_listed_at_once(folder: Path, tmp_path: Path) -> None:
