@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 overrides (Hydra syntax, config conf/data_cli.yaml):
   data=<{_options('data')}>    preprocess=<{_options('preprocess')}>
-  data.root=PATH  data.cache_dir=PATH  data.seed=N  data.folds=N  data.test_fraction=F
+  data.root=PATH  data.cache_dir=PATH  data.seed=N  data.folds=N  data.test_fraction=F  data.workers=N
   preprocess.resolution=N  preprocess.fit=pad|stretch  preprocess.clahe=true
   out=PATH (show: the PNG)  max_images=N  tile=N  url=URL (fetch)
 
@@ -74,7 +74,20 @@ examples:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides such as data=synthetic preprocess=res128")
     parser.add_argument("--format", dest="format", choices=("folder",), default="folder", help="export: the layout to write")
     parser.add_argument("--out", dest="export_out", metavar="DIR", default=None, help="export: the folder to create")
+    parser.add_argument("--workers", type=_workers, metavar="N", default=None,
+                        help="prepare, show: processes that decode and preprocess the films (0: one per core, the "
+                        "default; the same as data.workers=N)")  # fmt: skip
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (0: one per core), got {text!r}")
+    return value
 
 
 def compose_config(action: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -228,8 +241,9 @@ def export(cfg: dict[str, Any], out: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)
+    overrides = [*args.overrides, *([f"data.workers={args.workers}"] if args.workers is not None else [])]
     try:
-        cfg = compose_config(args.action, args.overrides)
+        cfg = compose_config(args.action, overrides)
     except Exception as exc:  # noqa: BLE001 - Hydra's override and config errors: show them plainly
         print(f"error: bad overrides {args.overrides}: {exc}\nsee 'python -m ggo.data --help'", file=sys.stderr)
         return 2

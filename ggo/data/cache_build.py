@@ -186,8 +186,9 @@ def _read_all(films: list[Film], folder: Path, pre: Mapping[str, Any], report: L
         npyrows.create(folder / f"{name}.npy", len(films), (pre["resolution"], pre["resolution"], 1), dtype)
     jobs = (_Job(film, i, pre, folder, report.lungs_expected) for i, film in enumerate(films))
     built = _Built()
-    desc = f"ggo cache {pre['resolution']}px"
-    results = _run(jobs, worker_count(workers, len(films)))
+    processes = worker_count(workers, len(films))
+    desc = f"ggo cache {pre['resolution']}px" + (f" ({processes} processes)" if processes > 1 else "")
+    results = _run(jobs, processes)
     with tqdm(results, total=len(films), desc=desc, unit="img", disable=not progress) as bar:
         for i, done in enumerate(bar):
             report.merge(done.report)

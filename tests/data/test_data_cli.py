@@ -81,3 +81,21 @@ def test_fetch_hands_git_the_url_as_a_url_never_as_an_option(tmp_path: Path) -> 
     assert result.returncode == 1 and "could not clone --upload-pack=" in result.stderr
     assert "repository '--upload-pack=" in result.stderr, "git took it for a repository"
     assert not pwned.exists()
+
+
+def test_prepare_workers_flag_builds_with_that_many_processes_and_the_same_cache(tmp_path: Path) -> None:
+    from ggo.data.synthetic import make_synthetic_folder
+
+    folder = make_synthetic_folder(tmp_path / "folder", 40, 64, distinct=40, link=False)
+    common = ["prepare", "data=folder", f"data.root={folder}", "preprocess.resolution=32"]
+    two = _run([*common, "--workers", "2"], {"GGO_CACHE": str(tmp_path / "two")}, tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert "ggo cache 32px (2 processes)" in two.stderr  # the progress bar says how many read the films
+    one = _run([*common, "--workers", "1"], {"GGO_CACHE": str(tmp_path / "one")}, tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "processes)" not in one.stderr
+    for name in ("images.npy", "masks.npy", "lungs.npy", "manifest.csv"):
+        (a,), (b,) = (list((tmp_path / d).glob(f"*/{name}")) for d in ("one", "two"))
+        assert a.read_bytes() == b.read_bytes(), name
+    bad = _run([*common, "--workers", "-1"], {"GGO_CACHE": str(tmp_path / "bad")}, tmp_path)
+    assert bad.returncode == 2 and "--workers: must be a whole number >= 0" in bad.stderr
