@@ -15,7 +15,9 @@ sections (each has a --skip flag or --no-reference):
                 XLA off and on, times each --set axis), built from the composed run config,
                 in windows alternating with the pix2pix tutorial's plain step in float32
                 without XLA over the same networks (ggo, ref, ggo, ref, ...)
-  pipeline      images/s of make_dataset(shuffle, augmentation) iterated without training
+  pipeline      images/s of make_dataset(shuffle, augmentation) iterated without training, reading
+                a cache on disk a batch at a time (as training does) and, beside it, the same
+                films held in memory as arrays
   inference     images/s of the logged MLflow model's predict over 1024 px PNG/JPEG files
   overhead      start-up to training (tiny config, tracking=none) and per-job overhead of a
                 3-job tiny multirun (MLflow run wall time - fit time)

@@ -225,7 +225,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     memory = result.get("memory") or {}
     sweep = result.get("multirun") or {}
     return [
-        "input pipeline (img/s): " + (", ".join(f"{r} px {v['images_per_s']}" for r, v in pipe.items()) or "-"),
+        "input pipeline (img/s, read from a cache on disk; in memory as arrays): "
+        + (", ".join(f"{r} px {v['images_per_s']} ({v.get('in_memory_images_per_s', '-')})" for r, v in pipe.items()) or "-"),
         f"inference from files (img/s): {_fmt(result.get('inference_images_per_s'), 2)}"
         + (f" ({inference['n_files']} files of ~{inference['image_size']} px, model at {inference['resolution']} px)"
            if inference else ""),

@@ -1,9 +1,15 @@
-"""What both input pipelines (tf.data and numpy) share: augmentation settings and input checks.
-No TensorFlow here."""
+"""What both input pipelines (tf.data and numpy) share: augmentation settings, what they read
+films from, and input checks. No TensorFlow here.
+
+A pipeline reads from a *source*: anything with ``len()``, ``shapes`` (one film's image and target
+shape) and ``read(positions)`` -> ``(images, targets)`` float32 batches. A training split is one
+(:class:`ggo.data.cache_split.SplitSource`: the films are read from the cache's files a batch at a
+time); in-memory arrays become one through :class:`ArraySource`."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -114,4 +120,53 @@ def check_arrays(images: np.ndarray, masks: np.ndarray, batch_size: int) -> tupl
     return images, masks
 
 
-__all__ = ["FILL_MODES", "AugmentConfig", "check_arrays"]
+@runtime_checkable
+class BatchSource(Protocol):
+    """What an input pipeline reads films from: ``read(positions)`` gives their images
+    (B, H, W, C) and targets (B, H, W, 1 + 2K), float32, in the order asked."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]: ...
+
+    def read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+    """In-memory arrays as a :class:`BatchSource` (a batch is a copy: the arrays stay intact)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(self.images.shape[1:]), tuple(self.masks.shape[1:])
+
+    def read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[positions], self.masks[positions]
+
+
+def check_source(images: Any, masks: np.ndarray | None, batch_size: int) -> BatchSource:
+    """``make_dataset``'s input as a :class:`BatchSource`: a source given alone, or ``images`` and
+    ``masks`` arrays (:func:`check_arrays`); a ValueError says what is wrong."""
+    if masks is None:
+        if not isinstance(images, BatchSource):
+            raise TypeError(
+                f"make_dataset takes images and masks arrays, or one source with read(positions) "
+                f"(e.g. Split.source()); got {type(images).__name__} without masks"
+            )
+        image_shape, target_shape = images.shapes
+        if target_shape[-1] % 2 != 1:
+            raise ValueError(f"the source's targets must have 1 + 2K channels, got shape {target_shape}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return images
+    return ArraySource(*check_arrays(images, masks, batch_size))
+
+
+__all__ = ["FILL_MODES", "ArraySource", "AugmentConfig", "BatchSource", "check_arrays", "check_source"]

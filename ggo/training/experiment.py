@@ -268,15 +268,16 @@ def fit_gan(run: Run, gan: Any, data: RunData) -> Fitted:
 
     t, tracking = run.config.train, run.config.tracking
     make_dataset = data.trainer.make_dataset
+    # Both splits are read from the cache's files a batch at a time (Split.source), never whole into memory.
     train_ds = make_dataset(
-        data.train.images, data.train.targets(aux_heads=run.heads), batch_size=t.batch_size, shuffle=True,
+        data.train.source(aux_heads=run.heads), batch_size=t.batch_size, shuffle=True,
         augment=AugmentConfig(**plain(t.augment)), seed=t.seed,
     )  # fmt: skip
-    val_ds = make_dataset(data.val.images, data.val.targets(aux_heads=run.heads), batch_size=t.batch_size)
-    n_show = min(tracking.n_images, len(data.val))
+    val_ds = make_dataset(data.val.source(aux_heads=run.heads), batch_size=t.batch_size)
+    shown_images, shown_masks = data.val.first(tracking.n_images)
     logger = EpochLogger(
-        run.tracker, epochs=t.epochs, steps=_steps_per_epoch(run, data), images=data.val.images[:n_show],
-        masks=data.val.masks[:n_show], image_every=tracking.image_every, lung_gate=run.settings.lung_gate,
+        run.tracker, epochs=t.epochs, steps=_steps_per_epoch(run, data), images=shown_images,
+        masks=shown_masks, image_every=tracking.image_every, lung_gate=run.settings.lung_gate,
     )  # fmt: skip
     best = BestGenerator(gan.generator)
     callbacks: list[Any] = [RaiseOnNonFinite(), best, logger]

@@ -26,7 +26,7 @@ import math
 import keras
 import numpy as np
 
-from ggo.training.augment import FILL_MODES, AugmentConfig, check_arrays  # noqa: F401  (re-exported)
+from ggo.training.augment import FILL_MODES, AugmentConfig, BatchSource, check_source  # noqa: F401  (re-exported)
 
 # Stream ids, so shuffling and augmentation never draw from the same numbers.
 _SHUFFLE, _AUGMENT = 0, 1
@@ -83,7 +83,7 @@ def warp_batch(
     offset = fill_value if fill_mode == "constant" else 0.0
     # Shift the image so the zero fill becomes fill_value for the image and 0 for the mask;
     # bilinear resampling commutes with the shift (the tf.data pipeline's trick).
-    stacked = np.concatenate([images - offset, masks], axis=-1).astype(np.float32)  # (B, H, W, C + 1)
+    stacked = np.concatenate([images - offset, masks], axis=-1).astype(np.float32)  # (B, H, W, C + M)
     out = np.empty_like(stacked)
     for i in range(len(stacked)):
         matrix = transforms[i, :6].reshape(2, 3).astype(np.float64)
@@ -94,9 +94,9 @@ def warp_batch(
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,  # matrix maps output -> input
             borderMode=borders[fill_mode],
             borderValue=0.0,
-        ).reshape(height, width, channels + 1)
+        ).reshape(height, width, stacked.shape[-1])  # (a 2-D result when one channel)
     images = out[..., :channels] + np.float32(offset)  # (B, H, W, C)
-    masks = (out[..., channels:] > 0.5).astype(masks.dtype)  # (B, H, W, 1), binary again
+    masks = (out[..., channels:] > 0.5).astype(masks.dtype)  # (B, H, W, M), binary again
     return images, masks
 
 
@@ -124,7 +124,8 @@ def augment_batch(
 
 
 class ArrayDataset(keras.utils.PyDataset):
-    """Batches of ``(image, mask)`` from in-memory arrays: seeded shuffling and augmentation.
+    """Batches of ``(image, mask)`` from a source (:class:`~ggo.training.augment.BatchSource`: a
+    cached split read a batch at a time, or in-memory arrays): seeded shuffling and augmentation.
 
     Build it with :func:`make_dataset`. Iterating it directly gives one epoch; call
     ``on_epoch_end()`` to move to the next (new order, new transforms), as ``fit`` does.
@@ -132,8 +133,7 @@ class ArrayDataset(keras.utils.PyDataset):
 
     def __init__(
         self,
-        images: np.ndarray,
-        masks: np.ndarray,
+        source: BatchSource,
         *,
         batch_size: int,
         shuffle: bool = False,
@@ -144,7 +144,7 @@ class ArrayDataset(keras.utils.PyDataset):
         max_queue_size: int = 10,
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
-        self.images, self.masks = images, masks
+        self.source = source
         self.batch_size = int(batch_size)
         self.shuffle, self.seed, self.drop_remainder = bool(shuffle), int(seed), bool(drop_remainder)
         self.augment = AugmentConfig.from_any(augment)
@@ -152,13 +152,13 @@ class ArrayDataset(keras.utils.PyDataset):
         self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
-        n = len(self.images)
+        n = len(self.source)
         return n // self.batch_size if self.drop_remainder else math.ceil(n / self.batch_size)
 
     def order(self) -> np.ndarray:
         """This epoch's sample order (a seeded permutation per epoch when shuffling)."""
         if self._order is None or self._order[0] != self.epoch:
-            n = len(self.images)
+            n = len(self.source)
             perm = np.random.default_rng([self.seed, _SHUFFLE, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
             self._order = (self.epoch, perm)
         return self._order[1]
@@ -167,7 +167,7 @@ class ArrayDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range: the dataset has {len(self)} batches")
         picked = self.order()[index * self.batch_size : (index + 1) * self.batch_size]
-        images, masks = self.images[picked], self.masks[picked]  # copies: the arrays stay intact
+        images, masks = self.source.read(picked)  # new arrays: the source stays intact
         if self.augment.enabled:
             rng = np.random.default_rng([self.seed, _AUGMENT, self.epoch, index])
             images, masks = augment_batch(images, masks, self.augment, rng)
@@ -178,8 +178,8 @@ class ArrayDataset(keras.utils.PyDataset):
 
 
 def make_dataset(
-    images: np.ndarray,
-    masks: np.ndarray,
+    images: np.ndarray | BatchSource,
+    masks: np.ndarray | None = None,
     *,
     batch_size: int,
     shuffle: bool = False,
@@ -188,11 +188,13 @@ def make_dataset(
     drop_remainder: bool = False,
     workers: int = 1,
 ) -> ArrayDataset:
-    """Batches of ``(image, mask)`` from in-memory arrays, without TensorFlow.
+    """Batches of ``(image, mask)`` from a source or in-memory arrays, without TensorFlow.
 
     Args:
-        images: (N, R, R, C) float32 (or (N, R, R)).
-        masks: (N, R, R, 1) float32 in {0, 1} (or (N, R, R)).
+        images: (N, R, R, C) float32 (or (N, R, R)); or, with ``masks`` None, a source whose
+            ``read(positions)`` gives both (``Split.source()``: the films are read from the cache
+            a batch at a time, never the whole split into memory).
+        masks: (N, R, R, 1) float32 in {0, 1} (or (N, R, R)); None with a source.
         batch_size: images per batch.
         shuffle: a new seeded order every epoch (the same ``seed`` gives the same orders).
         augment: ``AugmentConfig`` (this module's or the tf.data pipeline's), a dict of its
@@ -205,10 +207,8 @@ def make_dataset(
         An :class:`ArrayDataset` (a ``keras.utils.PyDataset``) yielding float32
         ``(images (B, R, R, C), masks (B, R, R, 1))`` numpy arrays.
     """
-    images, masks = check_arrays(images, masks, batch_size)
     return ArrayDataset(
-        images,
-        masks,
+        check_source(images, masks, batch_size),
         batch_size=batch_size,
         shuffle=shuffle,
         augment=AugmentConfig.from_any(augment),

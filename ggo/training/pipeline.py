@@ -1,6 +1,7 @@
 """The tf.data input pipeline with joint image/mask augmentation.
 
-``make_dataset`` turns cached numpy arrays into batches of ``(image, mask)``. Augmentation runs
+``make_dataset`` turns a training split (read from the cache a batch at a time:
+``Split.source()``) or in-memory numpy arrays into batches of ``(image, mask)``. Augmentation runs
 inside the pipeline on whole batches (never on the cached arrays): one random affine transform
 per sample — horizontal flip, rotation, zoom, shift — is applied to the image and its mask
 together with ``ImageProjectiveTransformV3`` (bilinear), then the mask is re-binarised at 0.5;
@@ -17,7 +18,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ggo.training.augment import FILL_MODES, AugmentConfig, check_arrays  # noqa: F401  (re-exported)
+from ggo.training.augment import FILL_MODES, ArraySource, AugmentConfig, BatchSource, check_source  # noqa: F401  (re-exported)
 
 
 def _uniform(shape, seed, low, high):
@@ -83,9 +84,32 @@ def augment_batch(images: tf.Tensor, masks: tf.Tensor, cfg: AugmentConfig, seed)
     return images, masks
 
 
+def _batches_of_arrays(images: np.ndarray, masks: np.ndarray, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def _batches_of_source(source: BatchSource, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool) -> tf.data.Dataset:
+    """Batches read from ``source`` by position: the positions are shuffled and batched (the same
+    order, with the same ``seed``, as in-memory arrays get), then each batch is read."""
+    image_shape, target_shape = source.shapes
+    ds = tf.data.Dataset.range(len(source))
+    if shuffle:
+        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def read(positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images, masks = tf.numpy_function(source.read, [positions], (tf.float32, tf.float32), stateful=False)
+        return tf.ensure_shape(images, (None, *image_shape)), tf.ensure_shape(masks, (None, *target_shape))
+
+    return ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def make_dataset(
-    images: np.ndarray,
-    masks: np.ndarray,
+    images: np.ndarray | BatchSource,
+    masks: np.ndarray | None = None,
     *,
     batch_size: int,
     shuffle: bool = False,
@@ -93,11 +117,13 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of ``(image, mask)`` from in-memory arrays.
+    """Batches of ``(image, mask)`` from a source or in-memory arrays.
 
     Args:
-        images: (N, R, R, C) float32 (or (N, R, R)).
-        masks: (N, R, R, 1) float32 in {0, 1} (or (N, R, R)).
+        images: (N, R, R, C) float32 (or (N, R, R)); or, with ``masks`` None, a source whose
+            ``read(positions)`` gives both (``Split.source()``: the films are read from the cache
+            a batch at a time, never the whole split into memory).
+        masks: (N, R, R, 1) float32 in {0, 1} (or (N, R, R)); None with a source.
         batch_size: images per batch.
         shuffle: reshuffle every epoch (seeded: the same ``seed`` gives the same orders).
         augment: ``AugmentConfig``, a dict of its fields, or None for no augmentation.
@@ -106,15 +132,15 @@ def make_dataset(
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 ``(images (B, R, R, C), masks (B, R, R, 1))``,
-        cached in memory before the random stages and prefetched.
+        prefetched; arrays are cached in memory before the random stages. A source and the same
+        arrays give the same batches.
     """
-    images, masks = check_arrays(images, masks, batch_size)
+    source = check_source(images, masks, batch_size)
     cfg = AugmentConfig.from_any(augment)
-
-    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if isinstance(source, ArraySource):
+        ds = _batches_of_arrays(source.images, source.masks, batch_size, shuffle, seed, drop_remainder)
+    else:
+        ds = _batches_of_source(source, batch_size, shuffle, seed, drop_remainder)
     if cfg.enabled:
         # One int64 per batch from a seeded stream that changes every epoch, deterministically.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
