@@ -29,6 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ggo.training.steptime import repeated_batch, synthetic_batch, window_timer  # synthetic_batch: re-exported
+
+
 def conf_defaults(gen: str = "unet") -> dict[str, Any]:
     """ggo's default generator, PatchGAN, batch size, loss and optimiser: the config a user's
     ``python -m ggo.train gen=<gen>`` run composes (so the benchmark follows its defaults)."""
@@ -66,21 +69,6 @@ def resolve_precisions(names: list[str]) -> list[str]:
         if policy not in out:
             out.append(policy)
     return out
-
-
-def synthetic_batch(batch_size: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Images (B, R, R, 1) float32 in [-1, 1] and blob masks (B, R, R, 1) float32 in {0, 1}:
-    the dtypes and ranges the cache hands to training."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(-1.0, 1.0, (batch_size, resolution, resolution, 1)).astype(np.float32)
-    yy, xx = np.mgrid[0:resolution, 0:resolution] / resolution
-    masks = np.zeros((batch_size, resolution, resolution, 1), np.float32)
-    for i in range(batch_size):
-        for _ in range(int(rng.integers(1, 3))):
-            cy, cx = rng.uniform(0.3, 0.7, 2)
-            ry, rx = rng.uniform(0.05, 0.15, 2)
-            masks[i, ..., 0] = np.maximum(masks[i, ..., 0], (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0))
-    return images, masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,26 +131,6 @@ def case_config(case: TrainCase, *, batch_size: int, base_filters: int | None = 
     cfg = to_dict(compose([*base, *case.overrides])) if case.overrides else plain
     validate(cfg)
     return cfg, cfg == plain
-
-
-def _window_timer() -> Any:
-    """A callback timing each ``fit`` epoch (one timed window) from its first step to its logs,
-    in wall time and in this process's CPU time; it keeps the epoch's scalar logs."""
-    import keras
-
-    class WindowTimer(keras.callbacks.Callback):
-        seconds = cpu_seconds = 0.0
-        logs: dict[str, float] = {}
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start, self._cpu_start = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self._start
-            self.cpu_seconds = time.process_time() - self._cpu_start
-            self.logs = {k: float(np.asarray(v)) for k, v in (logs or {}).items() if np.ndim(v) == 0}
-
-    return WindowTimer()
 
 
 def _empty_row(case: TrainCase, cfg: dict[str, Any], default: bool, timing: Timing) -> dict[str, Any]:
@@ -276,10 +244,10 @@ def measure_train_case(
     try:
         set_precision(case.precision)
         set_random_seed(0)
-        dataset = _repeated(images, masks, on_jax)
+        dataset = repeated_batch(images, masks)
         gan = _build_gan(cfg, images)
         row["jit_compile_effective"] = bool(gan.jit_compile)
-        timer, finite = _window_timer(), [True]
+        timer, finite = window_timer(), [True]
 
         def ggo_window(n: int) -> tuple[float, float]:
             gan.fit(dataset, epochs=1, steps_per_epoch=n, verbose=0, callbacks=[timer])
@@ -312,21 +280,6 @@ def measure_train_case(
         gc.collect()
         set_precision("float32")
     return row
-
-
-def _repeated(images: np.ndarray, masks: np.ndarray, on_jax: bool) -> Any:
-    """The one batch forever: a ``tf.data`` dataset, or on JAX a Python generator (what fit takes there)."""
-    if on_jax:
-        return _forever((images, masks))
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensors((images, masks)).repeat()
-
-
-def _forever(batch):
-    """A Python generator yielding ``batch`` forever."""
-    while True:
-        yield batch
 
 
 def _batches(ds):

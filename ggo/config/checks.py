@@ -66,6 +66,8 @@ def _check_train(t: TrainConfig, adversarial: bool, need: Need) -> None:
     need(t.patience >= 0, "train.patience", t.patience, "must be >= 0 (0 turns early stopping off)")
     need(t.warmup_epochs >= 0, "train.warmup_epochs", t.warmup_epochs, "must be >= 0")
     need(t.val_every >= 1, "train.val_every", t.val_every, "must be >= 1 (1 validates every epoch)")
+    need(isinstance(t.jit_compile, bool) or t.jit_compile == "auto", "train.jit_compile", t.jit_compile,
+         "must be true, false or auto (auto: XLA when it times faster on this machine)")  # fmt: skip
     if t.adversarial_update == "same_pass" and adversarial:
         need(t.d_steps == 1, "train.d_steps", t.d_steps,
              "must be 1 with train.adversarial_update=same_pass (one discriminator pass serves both updates); "

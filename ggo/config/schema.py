@@ -189,7 +189,8 @@ class TrainConfig:
     ema: float = 0.0  # decay of the generator weights' moving average per step (0: off; 0.99 ~ 100 steps)
     patience: int = 20
     precision: Precision = Precision.auto
-    jit_compile: bool = False
+    # XLA for the train step: true, false, or auto (timed both ways on this machine once: ggo.training.xla_choice)
+    jit_compile: Any = False
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     resume_from: Optional[str] = None  # a checkpoint.weights.h5 to start from (a Hyperband trial continuing its parent)

@@ -59,7 +59,8 @@ def run_job(
     if tracker.run_id:
         print(f"[ggo] run {run_name!r}: MLflow run {tracker.run_id}", flush=True)
     try:
-        config = _resolved(config)
+        config, resolved_tags = _resolved(config)
+        tracker.set_tags(resolved_tags)
         tracker.log_params(flatten(plain(config)))
         validate(config)
         metrics = run_experiment(Run.of(config, tracker, Path(workdir)))
@@ -114,14 +115,21 @@ def head_weights(config: Config) -> tuple[float, dict[str, float]]:
     return lung, {h: float(getattr(loss.aux, h)) for h in heads if h != LUNGS}
 
 
-def _resolved(config: Config) -> Config:
-    """``config`` with what this machine decides filled in: ``train.precision=auto`` becomes the
-    policy it stands for here, so the run's params, ``config.yaml`` and tag all say what ran."""
+def _resolved(config: Config) -> tuple[Config, dict[str, str]]:
+    """``config`` with what this machine decides filled in, and tags that say why: ``train.precision=auto``
+    becomes the policy it stands for here and ``train.jit_compile=auto`` this machine's timed choice
+    (:mod:`ggo.training.xla_choice`), so the run's params, ``config.yaml`` and tags all say what ran."""
     from ggo.config.schema import Precision
     from ggo.training.precision import resolve_precision
+    from ggo.training.xla_choice import AUTO, resolve_jit_compile
 
     train = dataclasses.replace(config.train, precision=Precision(resolve_precision(str(config.train.precision))))
-    return dataclasses.replace(config, train=train)
+    config = dataclasses.replace(config, train=train)
+    if train.jit_compile != AUTO:
+        return config, {}
+    validate(config)  # before the timing builds the model: a bad config fails here, naming the key
+    jit, why = resolve_jit_compile(config, config.data.cache_dir)
+    return dataclasses.replace(config, train=dataclasses.replace(train, jit_compile=jit)), {"ggo.jit_compile_auto": why}
 
 
 def _loss_label(config: Config) -> str:
