@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -320,14 +321,15 @@ def test_smallest_bench_run_writes_json_and_markdown_with_every_schema_key(tmp_p
         "--resolutions", "64", "--gens", "unet", "--precisions", "float32,mixed_bfloat16", "--xla", "off",
         "--window-s", "0.2", "--windows", "3", "--warmup-steps", "1", "--base-filters", "4", "--disc-base-filters", "4",
         "--batch-size", "2", "--inference-files", "2", "--inference-size", "128", "--memory-resolution", "64",
-        "--skip-overhead", "--out", str(out), "--workdir", str(tmp_path),
+        "--skip-overhead", "--arms-rounds", "2", "--out", str(out), "--workdir", str(tmp_path),
     ]  # fmt: skip
     env = {**os.environ, "GGO_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "ggo.bench", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ggo.bench", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ggo img/s" in proc.stdout  # the table was printed
+    assert "process arms train.jit_compile" in proc.stdout
 
     result = json.loads(out.read_text())
     assert set(TOP_KEYS) <= set(result)
@@ -365,8 +367,58 @@ def test_smallest_bench_run_writes_json_and_markdown_with_every_schema_key(tmp_p
     assert default["verdict"] in ("holds", "misses", "inconclusive") and default["indicative"]
     assert result["targets"]["multirun_later_job_overhead"]["verdict"] is None
     assert result["cv_row"] is None and "cv_row" in result["skipped"]
+    (xla,) = result["process_arms"]  # XLA off and on, each arm alone in its own processes
+    assert xla["setting"] == "train.jit_compile" and [a["value"] for a in xla["arms"]] == ["false", "true"]
+    assert [a["effective"]["jit_compile"] for a in xla["arms"]] == [False, True]
+    assert all(len(a["rounds_images_per_s"]) == 2 and _positive(a["images_per_s"]) for a in xla["arms"])
+    assert xla["arms"][0]["ratio_vs_first"] == 1.0 and _positive(xla["arms"][1]["ratio_vs_first"])
 
     markdown = (out.parent / "bench.md").read_text()
     assert markdown == to_markdown(result)
     assert "| 64 | unet | float32 | off | - |" in markdown
     assert "interquartile range" in markdown and "indicative" in markdown
+
+
+def test_process_arms_alternate_their_order_and_report_each_arms_own_rate() -> None:
+    from ggo.bench.arms import ArmsCase, measure_arms
+
+    calls = []
+
+    def timed(config, **timing):  # each arm's process, as its JSON line reports it
+        calls.append(config["arm"])
+        rate = {"false": 10.0, "true": 11.5}[config["arm"]] + 0.1 * len(calls)  # the machine drifts
+        return {"images_per_s": rate, "images_per_cpu_s": rate / 2, "jit_compile": config["arm"] == "true"}
+
+    case = ArmsCase.parse("train.jit_compile=false,true")
+    got = measure_arms(case, {v: {"arm": v} for v in case.values}, rounds=4, timing={}, log=lambda _: None, timed=timed)
+    assert calls == ["false", "true", "true", "false"] * 2  # A B, B A: a drift falls on both arms
+    off, on = got["arms"]
+    assert off["rounds_images_per_s"] == [10.1, 10.4, 10.5, 10.8] and off["images_per_s"] == 10.45
+    assert on["rounds_images_per_s"] == [11.7, 11.8, 12.1, 12.2] and on["effective"]["jit_compile"] is True
+    assert on["ratio_vs_first"] == round(statistics.median([11.7 / 10.1, 11.8 / 10.4, 12.1 / 10.5, 12.2 / 10.8]), 3)
+    assert off["ratio_vs_first"] == 1.0 and on["ratio_iqr"][0] <= on["ratio_vs_first"] <= on["ratio_iqr"][1]
+
+
+def test_process_arms_take_only_a_process_wide_setting_with_two_values() -> None:
+    from ggo.bench.arms import ArmsCase
+
+    assert ArmsCase.parse("train.threads=1,2").values == ("1", "2")
+    for bad in ("train.d_steps=1,2", "train.jit_compile=true", "jit"):
+        with pytest.raises(BenchConfigError, match="process-wide setting"):
+            ArmsCase.parse(bad)
+
+
+@pytest.mark.slow
+def test_data_scale_prepares_and_trains_each_size_and_reports_what_a_film_costs(tmp_path: Path) -> None:
+    from ggo.bench.datascale import DataScaleOptions, measure_data_scale, table
+
+    scale = measure_data_scale(DataScaleOptions(films=(24, 72), image_size=128, resolution=64), tmp_path, log=lambda _: None)
+    small, large = scale["rows"]
+    for row in (small, large):
+        assert row["prepare_s"] > 0 and row["cores_used"] > 0 and row["cache_mb"] > 0
+        assert row["prepare_peak_rss_mb"] >= row["prepare_main_peak_rss_mb"] > 0  # all processes >= the main one
+        assert row["startup_s"] > 0 and len(row["epoch_s"]) == 2 and row["train_peak_rss_mb"] > 0
+    assert large["cache_mb"] > small["cache_mb"]  # 3x the films: a bigger cache on disk
+    assert scale["per_film"]["cache_mb"] > 0 and "peak_rss_ratio_largest_to_smallest" in scale["per_film"]
+    assert not list(tmp_path.glob("films-*")) and not list(tmp_path.glob("cache-*"))  # the generated data is gone
+    assert "prepare s" in table(scale) and table(scale, markdown=True).startswith("| films |")

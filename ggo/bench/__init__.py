@@ -7,12 +7,18 @@ Sections (each can be skipped):
    2. the pix2pix tutorial's plain training step in float32 over fresh instances of the same
    networks (:mod:`ggo.bench.reference`); each pair of windows gives a ratio, reported as the
    median with its interquartile range (:mod:`ggo.bench.paired`);
-3. the input pipeline alone (``make_dataset`` with augmentation);
+3. the input pipeline alone (``make_dataset`` with augmentation), from a cache on disk as
+   training reads it and from arrays in memory;
+3b. process-wide settings (XLA, threads, precision) arm by arm, each arm alone in a fresh process
+   (:mod:`ggo.bench.arms`), every arm's own images/s beside the ratio;
 4. inference from image files through the logged MLflow model, preprocessing included;
 5. start-up to training, and per-job overhead inside a multirun;
 6. peak resident memory of a 256 px training run;
 7. the CV row: wall time of the 5-fold 128 px preset one job at a time and as parallel jobs
-   (:mod:`ggo.bench.cvrow`; only with ``--cv-row``).
+   (:mod:`ggo.bench.cvrow`; only with ``--cv-row``);
+8. data at scale: generated folders of growing size prepared and trained on, with wall time,
+   cores used, peak memory, cache size, start-up and epoch time per film count
+   (:mod:`ggo.bench.datascale`; only with ``--data-scale``).
 
 Results go to a JSON file (``bench.json``) and a markdown file beside it, with the machine they
 came from and the targets ggo holds itself to (:mod:`ggo.bench.report`). This package holds the
@@ -71,6 +77,10 @@ class BenchOptions:
     cv_row_options: Any = None  # ggo.bench.cvrow.CvRowOptions (None: its defaults)
     workdir: str | None = None
     backend: str = "tensorflow"  # informational: the process's Keras backend is chosen at start-up
+    arms: list[str] | None = None  # "KEY=V1,V2": a process-wide setting timed one fresh process per arm
+    arms_rounds: int | None = None
+    process_arms: bool = True
+    data_scale: Any = None  # ggo.bench.datascale.DataScaleOptions: only with --data-scale
 
 
 def train_cases(opts: BenchOptions) -> list[Any]:
@@ -258,6 +268,25 @@ def _subprocess_sections(opts: BenchOptions, tmp: Path, sections: _Sections) -> 
     return out
 
 
+def _process_arms(opts: BenchOptions, plan: _Plan, resolution: int, sections: _Sections) -> dict[str, Any]:
+    """Process-wide settings (XLA, threads, precision), each arm alone in a fresh process."""
+    from ggo.bench.arms import DEFAULT_ARMS, ArmsCase, arm_config, measure_arms
+
+    out: list[dict[str, Any]] = []
+    if not opts.process_arms or opts.backend != "tensorflow":
+        return {"process_arms": out}
+    rounds = opts.arms_rounds or (2 if opts.quick else 4)
+    timing = {"warmup_steps": plan.timing.warmup_steps, "steps": plan.timing.steps or 2, "windows": 3,
+              "min_window_s": plan.timing.min_window_s}  # fmt: skip
+    for text in opts.arms or DEFAULT_ARMS:
+        case = ArmsCase.parse(text, resolution=resolution)
+        configs = {v: arm_config(case, v, batch_size=plan.batch, base_filters=plan.base_filters,
+                                 disc_base_filters=plan.disc_base_filters) for v in case.values}  # fmt: skip
+        got = sections.run(f"arms {case.key}", lambda: measure_arms(case, configs, rounds=rounds, timing=timing, log=sections.log))
+        out.append(got or {"setting": case.key, "error": sections.errors.get(f"arms {case.key}")})
+    return {"process_arms": out}
+
+
 def _cv_row(opts: BenchOptions, tmp: Path, sections: _Sections) -> dict[str, Any]:
     """Section 7: the CV row's wall time, one job at a time and as parallel jobs."""
     got = None
@@ -271,7 +300,7 @@ def _cv_row(opts: BenchOptions, tmp: Path, sections: _Sections) -> dict[str, Any
 def _skipped(opts: BenchOptions) -> list[str]:
     switches = (("train", opts.train), ("reference", opts.reference), ("input_pipeline", opts.pipeline),
                 ("inference", opts.inference), ("overhead", opts.overhead), ("memory", opts.memory),
-                ("cv_row", opts.cv_row))  # fmt: skip
+                ("cv_row", opts.cv_row), ("process_arms", opts.process_arms), ("data_scale", opts.data_scale is not None))  # fmt: skip
     return [name for name, on in switches if not on]
 
 
@@ -303,10 +332,15 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     sections = _Sections(log)
     resolutions = sorted({c.resolution for c in cases}) or sorted(opts.resolutions or [128, 256])
     result.update(_pipeline(opts, plan, resolutions, sections))
+    result.update(_process_arms(opts, plan, min(resolutions), sections))
     with tempfile.TemporaryDirectory(prefix="ggo-bench-", dir=opts.workdir) as tmp:
         result.update(_inference(opts, plan, Path(tmp), sections))
         result.update(_subprocess_sections(opts, Path(tmp), sections))
         result.update(_cv_row(opts, Path(tmp), sections))
+        if opts.data_scale is not None:
+            from ggo.bench.datascale import measure_data_scale
+
+            result["data_scale"] = sections.run("data_scale", lambda: measure_data_scale(opts.data_scale, Path(tmp), log=sections.log))
     result["skipped"] = _skipped(opts)
     result["errors"] = sections.errors
     result["targets"] = report.evaluate_targets(result)

@@ -22,6 +22,13 @@ sections (each has a --skip flag or --no-reference):
   overhead      start-up to training (tiny config, tracking=none) and per-job overhead of a
                 3-job tiny multirun (MLflow run wall time - fit time)
   memory        peak RSS of a 1-epoch 256 px run of the default U-Net + 70 px PatchGAN
+  arms          a process-wide setting (default XLA off and on) timed arm by arm, each arm alone
+                in a fresh process: every arm's own images/s and the ratio to the first arm
+                (the train rows time XLA beside the reference in one process, which slows the
+                reference too and so overstates XLA)
+  data-scale    generated data=folder sets of growing size (--data-scale-films, films of
+                --data-scale-size px): prepare wall time, cores used, peak RSS, cache size,
+                run start-up and epoch time per film count. Only with --data-scale.
   cv-row        wall time of python -m ggo.train -m +sweeps=cv preprocess=res128
                 train.epochs=6 train.patience=0 on the real data, one job at a time
                 (train.threads=<cores>) and as 2 parallel joblib jobs (train.threads=<cores/2>);
@@ -53,10 +60,14 @@ examples:
   python -m ggo.bench --cv-row --cv-row-baseline ../main        # docs/benchmarks.md's table and targets
   python -m ggo.bench --quick --set train.d_steps=1,2           # a config key as a grid axis
   python -m ggo.bench --cv-row --skip-train --skip-pipeline --skip-inference --skip-overhead \\
-      --skip-memory --cv-row-baseline ../main                    # the CV row alone, vs another commit
+      --skip-memory --skip-arms --cv-row-baseline ../main        # the CV row alone, vs another commit
   python -m ggo.bench --quick --backend jax --out bench-jax.json
+  python -m ggo.bench --data-scale --skip-train --skip-pipeline --skip-inference --skip-overhead \\
+      --skip-memory --skip-arms --out bench-data.json           # data at scale alone (minutes)
+  python -m ggo.bench --skip-train --skip-pipeline --skip-inference --skip-overhead --skip-memory \\
+      --arms train.jit_compile=false,true --arms train.threads=1,2  # process-wide settings alone
   python -m ggo.bench --resolutions 64 --gens unet --precisions float32 --xla off --steps 2 \\
-      --windows 2 --skip-overhead --skip-memory           # a smoke run in seconds
+      --windows 2 --skip-overhead --skip-memory --skip-arms  # a smoke run in seconds
 """
 
 
@@ -167,6 +178,21 @@ def parser() -> argparse.ArgumentParser:
                     help="also time the plain command from the ggo checkout DIR (PYTHONPATH=DIR), e.g. the main branch")
     cv.add_argument("--cv-row-set", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
                     help="an extra override of every CV-row command (repeatable), e.g. data.root=...")
+    arms = p.add_argument_group("process arms")
+    arms.add_argument("--arms", action="append", metavar="KEY=V1,V2",
+                      help="a process-wide setting (train.jit_compile, train.threads, train.precision) timed arm by arm, "
+                      "each arm alone in a fresh process (repeatable; default train.jit_compile=false,true)")  # fmt: skip
+    arms.add_argument("--arms-rounds", type=_positive, metavar="N", help="rounds of one process per arm (default 2, quick; 4)")
+    arms.add_argument("--skip-arms", action="store_true", help="do not time process arms")
+    scale = p.add_argument_group("data at scale")
+    scale.add_argument("--data-scale", action="store_true",
+                       help="generate data=folder sets of growing size and time prepare and training on each (minutes)")
+    scale.add_argument("--data-scale-films", type=_list(_positive), default=[300, 600, 1200], metavar="N[,N...]",
+                       help="film counts (default 300,600,1200)")
+    scale.add_argument("--data-scale-size", type=_positive, default=1536, metavar="PX", help="side of the generated films (default 1536)")
+    scale.add_argument("--data-scale-resolution", type=_positive, default=512, metavar="R", help="cache resolution (default 512)")
+    scale.add_argument("--data-scale-workers", type=int, default=0, metavar="N", help="data.workers of the prepare runs (0: one per core)")
+    scale.add_argument("--data-scale-no-train", action="store_true", help="prepare only: no training runs")
     more = p.add_argument_group("other settings")
     more.add_argument("--inference-files", type=_positive, metavar="N", help="image files to predict (default 16, quick 6)")
     more.add_argument("--inference-size", type=_positive, default=1024, metavar="PX", help="side of the image files (default 1024)")
@@ -187,7 +213,16 @@ def options(args: argparse.Namespace) -> BenchOptions:
         epochs=args.cv_row_epochs, jobs=args.cv_row_jobs, repeats=args.cv_row_repeats, baseline=args.cv_row_baseline,
         overrides=tuple(args.cv_row_set),
     )  # fmt: skip
+    data_scale = None
+    if args.data_scale:
+        from ggo.bench.datascale import DataScaleOptions
+
+        data_scale = DataScaleOptions(
+            films=tuple(args.data_scale_films), image_size=args.data_scale_size, resolution=args.data_scale_resolution,
+            workers=args.data_scale_workers, train=not args.data_scale_no_train,
+        )  # fmt: skip
     return BenchOptions(
+        arms=args.arms, arms_rounds=args.arms_rounds, process_arms=not args.skip_arms, data_scale=data_scale,
         quick=args.quick, resolutions=args.resolutions, gens=args.gens, precisions=args.precisions, xla=args.xla,
         base_filters=args.base_filters, disc_base_filters=args.disc_base_filters, batch_size=args.batch_size,
         steps=args.steps, windows=args.windows, window_s=args.window_s, warmup_steps=args.warmup_steps,
@@ -222,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.train_table(result["train"]))
     print()
     print("\n".join(report.summary_lines(result)))
+    if result.get("data_scale"):
+        print()
+        print(report.data_scale_table(result["data_scale"]))
     print()
     print("\n".join(report.target_lines(result["targets"])))
     print(f"\nwrote {json_path} and {md_path} ({result['seconds']:.0f} s)")

@@ -17,6 +17,18 @@ LATER_JOB_OVERHEAD_S = 3.0
 CV_ROW_VS_BASELINE = 1.5
 
 
+def arms_lines(results: list[dict[str, Any]] | None) -> list[str]:
+    from ggo.bench.arms import arms_lines as lines
+
+    return lines(results or [])
+
+
+def data_scale_table(scale: dict[str, Any], markdown: bool = False) -> str:
+    from ggo.bench.datascale import table
+
+    return table(scale, markdown=markdown)
+
+
 def _ok_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in result.get("train", []) if r.get("images_per_s") and r.get("finite", False)]
 
@@ -239,6 +251,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"peak RSS of a training run (MB): {_fmt(result.get('peak_rss_mb'), 0)}"
         + (f" ({memory.get('config')})" if memory else ""),
         *cv_row_lines(result.get("cv_row")),
+        *arms_lines(result.get("process_arms")),
     ]  # fmt: skip
 
 
@@ -306,6 +319,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {x}" for x in summary_lines(result)]
+    if result.get("data_scale"):
+        lines += ["", "## Data at scale", "", data_scale_table(result["data_scale"], markdown=True)]
     lines += ["", "## Targets", ""]
     lines += [f"- {x}" for x in target_lines(result.get("targets", {}))]
     if result.get("errors"):
