@@ -193,6 +193,8 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--data-scale-resolution", type=_positive, default=512, metavar="R", help="cache resolution (default 512)")
     scale.add_argument("--data-scale-workers", type=int, default=0, metavar="N", help="data.workers of the prepare runs (0: one per core)")
     scale.add_argument("--data-scale-no-train", action="store_true", help="prepare only: no training runs")
+    scale.add_argument("--data-scale-startup-only", action="store_true",
+                       help="of the training run only its start-up (stopped at its '[ggo] data:' line): for big sets")
     more = p.add_argument_group("other settings")
     more.add_argument("--inference-files", type=_positive, metavar="N", help="image files to predict (default 16, quick 6)")
     more.add_argument("--inference-size", type=_positive, default=1024, metavar="PX", help="side of the image files (default 1024)")
@@ -219,7 +221,7 @@ def options(args: argparse.Namespace) -> BenchOptions:
 
         data_scale = DataScaleOptions(
             films=tuple(args.data_scale_films), image_size=args.data_scale_size, resolution=args.data_scale_resolution,
-            workers=args.data_scale_workers, train=not args.data_scale_no_train,
+            workers=args.data_scale_workers, train=not args.data_scale_no_train, startup_only=args.data_scale_startup_only,
         )  # fmt: skip
     return BenchOptions(
         arms=args.arms, arms_rounds=args.arms_rounds, process_arms=not args.skip_arms, data_scale=data_scale,

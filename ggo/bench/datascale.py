@@ -40,13 +40,15 @@ class DataScaleOptions:
     resolution: int = 512
     workers: int = 0  # data.workers of the prepare runs (0: one per core)
     train: bool = True  # also the training runs (start-up, epoch time, memory)
+    startup_only: bool = False  # a training run stopped at its "[ggo] data:" line: start-up alone (big sets)
     timeout: float = 3600.0
 
 
-def run_sampled(cmd: Sequence[str], *, cwd: Path, timeout: float) -> dict[str, Any]:
+def run_sampled(cmd: Sequence[str], *, cwd: Path, timeout: float, stop_at: str | None = None) -> dict[str, Any]:
     """Run ``cmd`` reading its output lines (with arrival times) and, every :data:`SAMPLE_S`,
     the resident memory of it and all its descendants. Returns wall time, CPU seconds of the
-    whole tree (its waited-for descendants included), the samples and the lines."""
+    whole tree (its waited-for descendants included), the samples and the lines. ``stop_at``:
+    end the command once a line starts with it (returncode 0 then)."""
     import psutil
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -63,7 +65,12 @@ def run_sampled(cmd: Sequence[str], *, cwd: Path, timeout: float) -> dict[str, A
     reader.start()
     samples: list[tuple[float, float, float]] = []  # (seconds, MB of the tree, MB of the main process)
     main = psutil.Process(proc.pid)
+    stopped = False
     while proc.poll() is None and time.perf_counter() - start < timeout:
+        if stop_at is not None and any(line.startswith(stop_at) for _, line in lines):
+            proc.terminate()
+            stopped = True
+            break
         try:
             tree = [main, *main.children(recursive=True)]
             sizes = [p.memory_info().rss for p in tree if p.is_running()]
@@ -78,7 +85,8 @@ def run_sampled(cmd: Sequence[str], *, cwd: Path, timeout: float) -> dict[str, A
     reader.join(timeout=10)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"returncode": proc.returncode, "wall_s": wall, "cpu_s": cpu, "samples": samples, "lines": lines}
+    code = 0 if stopped else proc.returncode
+    return {"returncode": code, "wall_s": wall, "cpu_s": cpu, "samples": samples, "lines": lines}
 
 
 def _check(result: dict[str, Any], what: str) -> None:
@@ -125,7 +133,7 @@ def _train(root: Path, cache: Path, opts: DataScaleOptions, cwd: Path) -> dict[s
         f"preprocess.resolution={opts.resolution}", *overrides, "train.epochs=2", "tracking=none",
         f"hydra.run.dir={cwd / 'run'}",
     )  # fmt: skip
-    result = run_sampled(cmd, cwd=cwd, timeout=opts.timeout)
+    result = run_sampled(cmd, cwd=cwd, timeout=opts.timeout, stop_at=_DATA if opts.startup_only else None)
     _check(result, "python -m ggo.train")
     epochs = [(t, float(m.group(3))) for t, line in result["lines"] if (m := _EPOCH_LINE.match(line))]
     data_at = next((t for t, line in result["lines"] if line.startswith(_DATA)), None)
@@ -135,7 +143,7 @@ def _train(root: Path, cache: Path, opts: DataScaleOptions, cwd: Path) -> dict[s
         "epoch_s": [s for _, s in epochs],
         "train_peak_rss_mb": _peak(result["samples"], trained_until),
         "train_main_peak_rss_mb": _peak(result["samples"], trained_until, column=2),
-        "run_peak_rss_mb": _main_peak(result["lines"]),
+        "run_peak_rss_mb": None if opts.startup_only else _main_peak(result["lines"]),
         "run_s": round(result["wall_s"], 1),
     }
 
