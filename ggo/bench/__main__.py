@@ -126,6 +126,27 @@ def _assignment(text: str) -> str:
     return text
 
 
+def _arms_and_scale_options(p: argparse.ArgumentParser) -> None:
+    """The option groups of the process arms and of the data-at-scale section."""
+    arms = p.add_argument_group("process arms")
+    arms.add_argument("--arms", action="append", metavar="KEY=V1,V2",
+                      help="a process-wide setting (train.jit_compile, train.threads, train.precision) timed arm by arm, "
+                      "each arm alone in a fresh process (repeatable; default train.jit_compile=false,true)")  # fmt: skip
+    arms.add_argument("--arms-rounds", type=_positive, metavar="N", help="rounds of one process per arm (default 2, quick; 4)")
+    arms.add_argument("--skip-arms", action="store_true", help="do not time process arms")
+    scale = p.add_argument_group("data at scale")
+    scale.add_argument("--data-scale", action="store_true",
+                       help="generate data=folder sets of growing size and time prepare and training on each (minutes)")
+    scale.add_argument("--data-scale-films", type=_list(_positive), default=[300, 600, 1200], metavar="N[,N...]",
+                       help="film counts (default 300,600,1200)")
+    scale.add_argument("--data-scale-size", type=_positive, default=1536, metavar="PX", help="side of the generated films (default 1536)")
+    scale.add_argument("--data-scale-resolution", type=_positive, default=512, metavar="R", help="cache resolution (default 512)")
+    scale.add_argument("--data-scale-workers", type=int, default=0, metavar="N", help="data.workers of the prepare runs (0: one per core)")
+    scale.add_argument("--data-scale-no-train", action="store_true", help="prepare only: no training runs")
+    scale.add_argument("--data-scale-startup-only", action="store_true",
+                       help="of the training run only its start-up (stopped at its '[ggo] data:' line): for big sets")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ggo.bench",
@@ -178,23 +199,7 @@ def parser() -> argparse.ArgumentParser:
                     help="also time the plain command from the ggo checkout DIR (PYTHONPATH=DIR), e.g. the main branch")
     cv.add_argument("--cv-row-set", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
                     help="an extra override of every CV-row command (repeatable), e.g. data.root=...")
-    arms = p.add_argument_group("process arms")
-    arms.add_argument("--arms", action="append", metavar="KEY=V1,V2",
-                      help="a process-wide setting (train.jit_compile, train.threads, train.precision) timed arm by arm, "
-                      "each arm alone in a fresh process (repeatable; default train.jit_compile=false,true)")  # fmt: skip
-    arms.add_argument("--arms-rounds", type=_positive, metavar="N", help="rounds of one process per arm (default 2, quick; 4)")
-    arms.add_argument("--skip-arms", action="store_true", help="do not time process arms")
-    scale = p.add_argument_group("data at scale")
-    scale.add_argument("--data-scale", action="store_true",
-                       help="generate data=folder sets of growing size and time prepare and training on each (minutes)")
-    scale.add_argument("--data-scale-films", type=_list(_positive), default=[300, 600, 1200], metavar="N[,N...]",
-                       help="film counts (default 300,600,1200)")
-    scale.add_argument("--data-scale-size", type=_positive, default=1536, metavar="PX", help="side of the generated films (default 1536)")
-    scale.add_argument("--data-scale-resolution", type=_positive, default=512, metavar="R", help="cache resolution (default 512)")
-    scale.add_argument("--data-scale-workers", type=int, default=0, metavar="N", help="data.workers of the prepare runs (0: one per core)")
-    scale.add_argument("--data-scale-no-train", action="store_true", help="prepare only: no training runs")
-    scale.add_argument("--data-scale-startup-only", action="store_true",
-                       help="of the training run only its start-up (stopped at its '[ggo] data:' line): for big sets")
+    _arms_and_scale_options(p)
     more = p.add_argument_group("other settings")
     more.add_argument("--inference-files", type=_positive, metavar="N", help="image files to predict (default 16, quick 6)")
     more.add_argument("--inference-size", type=_positive, default=1024, metavar="PX", help="side of the image files (default 1024)")

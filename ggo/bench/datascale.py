@@ -19,13 +19,11 @@ from __future__ import annotations
 import dataclasses
 import resource
 import shutil
-import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ggo.bench.processes import _EPOCH_LINE, TINY, python_module_cmd
+from ggo.bench.processes import _EPOCH_LINE, TINY, python_module_cmd, start_reading
 
 _DATA = "[ggo] data:"
 SAMPLE_S = 0.2  # how often the processes' memory is read
@@ -52,17 +50,7 @@ def run_sampled(cmd: Sequence[str], *, cwd: Path, timeout: float, stop_at: str |
     import psutil
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines: list[tuple[float, str]] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append((time.perf_counter() - start, line.rstrip("\n")))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    proc, lines, reader, start = start_reading(cmd, cwd=cwd)
     samples: list[tuple[float, float, float]] = []  # (seconds, MB of the tree, MB of the main process)
     main = psutil.Process(proc.pid)
     stopped = False

@@ -67,10 +67,10 @@ def python_module_cmd(module: str, *args: str) -> list[str]:
     return [sys.executable, "-c", _WITH_PEAK, module, *args]
 
 
-def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` (in ``env``, default this process's environment); return its output lines
-    with arrival times (seconds after launch), exit code, wall time, and its peak resident memory
-    (MB) when it printed one (see :func:`python_module_cmd`)."""
+def start_reading(cmd: Sequence[str], *, cwd: str | Path, env: dict[str, str] | None = None) -> tuple[Any, list[tuple[float, str]], threading.Thread, float]:
+    """Start ``cmd`` (in ``env``, default this process's environment, unbuffered) with a thread
+    collecting its output lines and their arrival times (seconds after launch). Returns the
+    process, the lines (filled as they come), the thread and the launch time."""
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -85,6 +85,14 @@ def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float, env: dict[
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    return proc, lines, reader, start
+
+
+def run_timed(cmd: Sequence[str], *, cwd: str | Path, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` (in ``env``, default this process's environment); return its output lines
+    with arrival times (seconds after launch), exit code, wall time, and its peak resident memory
+    (MB) when it printed one (see :func:`python_module_cmd`)."""
+    proc, lines, reader, start = start_reading(cmd, cwd=cwd, env=env)
     timed_out = False
     try:
         proc.wait(timeout=timeout)
