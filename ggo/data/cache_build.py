@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from collections import deque
@@ -50,13 +49,14 @@ ARRAYS = {"images": np.float32, "masks": np.uint8, "lungs": np.uint8, **{f"class
 
 def worker_count(workers: int, films: int) -> int:
     """The processes that read ``films`` films: ``workers`` (0: one per core this process may
-    use, and one per :data:`FILMS_PER_WORKER` films at most), never more than the films; 1 reads
-    them in this process."""
+    use, by its CPU affinity and container quota, and one per :data:`FILMS_PER_WORKER` films at
+    most), never more than the films; 1 reads them in this process."""
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0 (0: one per core), got {workers!r}")
     if workers == 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(cores, math.ceil(films / FILMS_PER_WORKER))
+        from joblib import cpu_count  # the cores this process may use: its CPU affinity and cgroup quota
+
+        workers = min(cpu_count(), math.ceil(films / FILMS_PER_WORKER))
     return max(1, min(int(workers), films))
 
 
