@@ -397,6 +397,8 @@ def test_process_arms_alternate_their_order_and_report_each_arms_own_rate() -> N
     assert on["rounds_images_per_s"] == [11.7, 11.8, 12.1, 12.2] and on["effective"]["jit_compile"] is True
     assert on["ratio_vs_first"] == round(statistics.median([11.7 / 10.1, 11.8 / 10.4, 12.1 / 10.5, 12.2 / 10.8]), 3)
     assert off["ratio_vs_first"] == 1.0 and on["ratio_iqr"][0] <= on["ratio_vs_first"] <= on["ratio_iqr"][1]
+    assert on["images_per_cpu_s"] == round(statistics.median([11.7, 11.8, 12.1, 12.2]) / 2, 2)
+    assert on["cpu_ratio_vs_first"] == on["ratio_vs_first"]  # the CPU rates here are the wall rates halved
 
 
 def test_process_arms_take_only_a_process_wide_setting_with_two_values() -> None:
