@@ -65,8 +65,8 @@ def _save(path: Path, root: Path, files: dict[str, list]) -> None:
         raise
 
 
-def content_hashes(root: Path, files: Iterable[Path], store_dir: Path | None = None) -> dict[str, str]:
-    """``{path relative to root: SHA-256 of its content}`` for ``files`` under ``root``.
+def content_hashes(root: Path, files: Iterable[str], store_dir: Path | None = None) -> dict[str, str]:
+    """``{path: SHA-256 of its content}`` for ``files``, paths relative to ``root`` (``/``-separated).
 
     With ``store_dir`` the hashes of the files whose size, modification time and status-change
     time are those recorded there are taken from it, the others are read and the store updated;
@@ -76,11 +76,12 @@ def content_hashes(root: Path, files: Iterable[Path], store_dir: Path | None = N
     known = _load(store, root) if store is not None else {}
     fresh: dict[str, list] = {}
     hashes: dict[str, str] = {}
-    for path in files:
-        rel = path.relative_to(root).as_posix()
-        signature = _signature(path.stat())
+    base = os.fspath(root)
+    for rel in files:
+        path = os.path.join(base, rel)
+        signature = _signature(os.stat(path))
         entry = known.get(rel)
-        digest = entry[3] if isinstance(entry, list) and len(entry) == 4 and entry[:3] == signature else file_sha256(path)
+        digest = entry[3] if isinstance(entry, list) and len(entry) == 4 and entry[:3] == signature else file_sha256(Path(path))
         fresh[rel] = [*signature, digest]
         hashes[rel] = digest
     if store is not None and fresh != known:

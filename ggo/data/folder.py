@@ -24,6 +24,7 @@ GeneralBlockchain reader, so cache, splits, audit and preprocessing are shared.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,15 +76,21 @@ def _names(paths: list[str]) -> str:
     return ", ".join(paths[:SHOWN]) + more
 
 
-def _list_files(folder: Path, ignored: list[str]) -> list[Path]:
-    """Image files directly in ``folder`` (hidden files skipped; others go to ``ignored``)."""
+def _list_files(folder: Path, ignored: list[Path], links: list[Path]) -> list[Path]:
+    """Image files directly in ``folder``, sorted (hidden files skipped; others go to ``ignored``);
+    those that are symbolic links also go to ``links``. One directory scan: no call per file
+    but for links (a folder of 35,000 films is listed in a fraction of a second)."""
     if not folder.is_dir():
         return []
     files = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        (files if path.suffix.lower() in IMAGE_SUFFIXES else ignored).append(path)
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            path = folder / entry.name
+            (files if path.suffix.lower() in IMAGE_SUFFIXES else ignored).append(path)
+            if entry.is_symlink():
+                links.append(path)
     return files
 
 
@@ -149,10 +156,12 @@ def index_folder(root: str | Path) -> FolderIndex:
         raise FileNotFoundError(f"{what}: {LAYOUT_HELP}")
     problems: list[str] = []
     ignored: list[Path] = []
-    files = {sub: _list_files(root / sub, ignored) for sub in SUBFOLDERS}
+    links: dict[str, list[Path]] = {sub: [] for sub in SUBFOLDERS}
+    files = {sub: _list_files(root / sub, ignored, links[sub]) for sub in SUBFOLDERS}
     if not files["images"]:
         raise FolderDataError(f"{root / 'images'} holds no images (PNG, JPEG, TIFF, BMP, WebP): {LAYOUT_HELP}")
-    outside = [p.relative_to(root).as_posix() for sub in SUBFOLDERS for p in files[sub] if not is_inside(p, root / sub)]
+    # only a link can lead out: a plain file lies in its folder, wherever that folder's own link points
+    outside = [p.relative_to(root).as_posix() for sub in SUBFOLDERS for p in links[sub] if not is_inside(p, root / sub)]
     if outside:  # a link to a file elsewhere: the reader would open it, export would copy it
         problems.append(f"{len(outside)} file(s) are links that lead outside their folder (copy the files in instead): {_names(outside)}")
     stems = {sub: _by_stem(files[sub], root, problems) for sub in SUBFOLDERS}
@@ -201,12 +210,32 @@ def folder_digest(root: str | Path, hash_store: Path | None = None) -> str:
     folder of any size gives its digest in the time it takes to list it."""
     root = Path(root).expanduser()
     digest = hashlib.sha256(b"folder\0")
-    files = [p for sub in SUBFOLDERS if (root / sub).is_dir() for p in sorted((root / sub).rglob("*")) if p.is_file()]
+    files = [rel for sub in SUBFOLDERS for rel in _files_under(root, sub)]
     if (root / PATIENTS_CSV).is_file():
-        files.append(root / PATIENTS_CSV)
+        files.append(PATIENTS_CSV)
     for rel, content in content_hashes(root, files, hash_store).items():
         digest.update(f"{rel}\0{content}\n".encode())
     return digest.hexdigest()
+
+
+def _files_under(root: Path, sub: str) -> list[str]:
+    """Every file under ``root/sub``, at any depth, as a path relative to ``root``, in the order
+    of their path parts (as sorted ``Path`` objects come: the digest depends on it)."""
+    found: list[str] = []
+    pending = [sub]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(root / folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            rel = f"{folder}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(rel)
+            elif entry.is_file():
+                found.append(rel)
+    return sorted(found, key=lambda rel: rel.split("/"))
 
 
 def _audit_notes(index: FolderIndex, report: LoadReport) -> None:

@@ -93,3 +93,20 @@ def test_the_key_is_the_content_digest_with_or_without_kept_hashes(folder: Path,
         assert folder_digest(folder, tmp_path / "store") == folder_digest(folder) != plain
     finally:
         (tmp_path / "store").chmod(0o700)
+
+
+def test_the_key_is_the_one_caches_were_built_under_before_hashes_were_kept(folder: Path, tmp_path: Path) -> None:
+    """The digest every file's content gave when each start read them all (nested files too, in
+    the order of sorted paths): caches built then are found, not rebuilt."""
+    import hashlib
+
+    from ggo.data.folder import folder_digest
+
+    (folder / "masks" / "sub-dir").mkdir()  # '-' sorts before '/' as a character, after it as a path part
+    (folder / "masks" / "sub-dir" / "x.png").write_bytes(b"abc")
+    (folder / "masks" / "sub-dir-a").write_bytes(b"e")
+    before = hashlib.sha256(b"folder\0")
+    paths = [p for sub in ("images", "masks", "lungs") for p in sorted((folder / sub).rglob("*")) if p.is_file()]
+    for path in [*paths, folder / "patients.csv"]:
+        before.update(f"{path.relative_to(folder).as_posix()}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    assert folder_digest(folder, tmp_path / "store") == folder_digest(folder) == before.hexdigest()
