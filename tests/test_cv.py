@@ -55,7 +55,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     cfg = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="config.yaml", dst_path=str(tmp_path / "cfg"), tracking_uri=tracking_uri)).read_text())
     test = prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).split(0)["test"]
     # ... after the threshold and small-component removal chosen on the validation folds (never on test).
-    from ggo.evaluation.postprocess import THRESHOLDS, postprocess_probs
+    from ggo.evaluation.postprocess import THRESHOLDS
 
     choice = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/postprocess_choice.json")
     scores = {(float(k.split("/")[0]), int(k.split("/")[1])): v for k, v in choice["mean_val_dice_by_threshold_and_min_component_px"].items()}
@@ -64,15 +64,23 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     assert scores[(choice["chosen_threshold"], choice["chosen_min_component_px"])] == best
     threshold, min_px = choice["chosen_threshold"], choice["chosen_min_component_px"]
     assert parent.data.tags["ggo.threshold"] == str(threshold)
-    expected = evaluate(test.masks, postprocess_probs(np.mean(probs, axis=0), min_px, threshold), threshold)
+    # The film-level answer, chosen out of fold on the same maps (the GGO-free films make it possible):
+    # a film it calls GGO-free gets an empty mask, in every score below as in the shipped model.
+    from ggo.evaluation.evaluate import EvalSettings, postprocess
+
+    film = mlflow.artifacts.load_dict(f"{parent.info.artifact_uri}/film_choice.json")
+    assert film["negatives"] == sum(len(prepare_from_config(cfg["data"], cfg["preprocess"], progress=False).ggo_free_split(int(c.data.params["data.fold"]))["val"]) for c in children)
+    assert film["dice_cost"] <= 0.01 and film["ggo_free_area_after"] <= film["ggo_free_area_before"]
+    assert m["oof/film_specificity"] == pytest.approx(film["specificity"]) and m["oof/film_specificity_low"] <= film["specificity"] <= m["oof/film_specificity_high"]
+    assert 0.0 <= m["test/film_sensitivity_low"] <= m["test/film_sensitivity"] <= m["test/film_sensitivity_high"] <= 1.0
+    settings = EvalSettings(threshold=threshold, min_component_px=min_px, film_a=film["film_a"], film_b=film["film_b"], film_cut=film["film_cut"])
+    expected = evaluate(test.masks, postprocess(np.mean(probs, axis=0), settings), threshold)
     assert m["test/dice"] == pytest.approx(expected["dice"], abs=1e-6)
     assert m["test/precision"] == pytest.approx(expected["precision"], abs=1e-6)
 
     # Per-image scores: the ensemble's test films, and out of fold every fold's val films, each
     # scored by the fold model that did not train on it, with the post-processing val chose.
     import pandas as pd
-
-    from ggo.evaluation.postprocess import postprocess_probs as _pp
 
     table = pd.read_csv(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="scores/per_image.csv", dst_path=str(tmp_path / "scores"), tracking_uri=tracking_uri))  # fmt: skip
@@ -85,7 +93,7 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     first = vals[0]
     with np.load(mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id, artifact_path="predictions/probabilities.npz",
                                                      dst_path=str(tmp_path / "oof0"), tracking_uri=tracking_uri)) as npz:  # fmt: skip
-        fold0 = evaluate(first.masks, _pp(npz["val_probs"].astype(np.float32), min_px, threshold), threshold)
+        fold0 = evaluate(first.masks, postprocess(npz["val_probs"].astype(np.float32), settings), threshold)
     assert oof["dice"].iloc[: len(first.names)].mean() == pytest.approx(fold0["dice"], abs=1e-6)
     assert m["oof/dice"] == pytest.approx(oof["dice"].mean())
     summary = pd.read_csv(mlflow.artifacts.download_artifacts(
@@ -117,8 +125,11 @@ def test_cv_sweep_reports_fold_mean_std_and_scores_the_fold_ensemble(tmp_path: P
     model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
     assert len(model.unwrap_python_model().generators) == 3
     assert model.unwrap_python_model().config["threshold"] == threshold  # ships what val chose
+    assert model.unwrap_python_model().config["film_cut"] == film["film_cut"]  # and the film-level answer
     gray16 = (np.random.default_rng(1).random((120, 90)) * 65535).astype(np.uint16)
     assert model.predict(gray16)[0].shape == (120, 90)
+    (answer,) = model.predict(gray16, params={"output": "film"})
+    assert answer["ggo_present"] == bool(answer["mask"].any()) and 0.0 <= answer["ggo_probability"] <= 1.0
 
 
 def _probs(client_uri: str, run, key: str, dst: Path) -> np.ndarray:

@@ -44,7 +44,7 @@ def test_settings_defaults_are_the_schemas_eval_section() -> None:
     assert EvalSettings() == EvalSettings.from_config({}) == EvalSettings.from_config(None)
     assert EvalSettings().as_config() == defaults("eval") == {
         "tta_flip": schema.tta_flip, "min_component_px": schema.min_component_px, "threshold": schema.threshold,
-        "lung_gate": schema.lung_gate.value,
+        "lung_gate": schema.lung_gate.value, "film_a": schema.film_a, "film_b": schema.film_b, "film_cut": schema.film_cut,
     }  # fmt: skip
     partial = EvalSettings.from_config({"threshold": 0.3})
     assert (partial.threshold, partial.min_component_px, partial.tta_flip) == (0.3, schema.min_component_px, schema.tta_flip)

@@ -44,6 +44,7 @@ def validate(cfg: Config | Mapping[str, Any]) -> None:
     _check_heads(g, cfg.loss, need)
     need(0.0 < ev.threshold < 1.0, "eval.threshold", ev.threshold, "must be in (0, 1)")
     need(ev.min_component_px >= 0, "eval.min_component_px", ev.min_component_px, "must be >= 0")
+    need(0.0 <= ev.film_cut < 1.0, "eval.film_cut", ev.film_cut, "must be in [0, 1): 0 never calls a film GGO-free")
     need(0.0 < data.test_fraction < 1.0, "data.test_fraction", data.test_fraction, "must be in (0, 1)")
     need(data.folds >= 2, "data.folds", data.folds, "must be >= 2")
     need(0 <= data.fold < data.folds, "data.fold", data.fold, f"must be in 0..{data.folds - 1}")

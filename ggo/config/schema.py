@@ -219,6 +219,12 @@ class EvalConfig:
     min_component_px: int = 0
     threshold: float = 0.5  # probability above which a pixel is GGO; CV sweeps choose it on val
     lung_gate: LungGate = LungGate.soft  # with a lung head: soft = P(GGO) x P(lung), hard = GGO inside P(lung) > 0.5
+    # The film-level answer (ggo.evaluation.film): P(GGO) = sigmoid(film_a + film_b * log(share marked)),
+    # a film under film_cut is called GGO-free (empty mask). CV sweeps fit and choose them out of fold;
+    # film_b = 0: no film-level model (every film with a marked pixel is GGO).
+    film_a: float = 0.0
+    film_b: float = 0.0
+    film_cut: float = 0.0
 
 
 @dataclass

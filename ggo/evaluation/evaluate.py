@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ggo.config import EvalConfig, defaults, section
+from ggo.evaluation.film import FilmCall, shares
 from ggo.evaluation.inference import ensemble_probs, predict_probs
 from ggo.evaluation.metrics import METRIC_NAMES, dice_from_counts, evaluate, pooled_from_counts
 from ggo.evaluation.postprocess import MASK_LEVEL, THRESHOLDS, candidate_sizes, postprocess_probs
@@ -37,12 +38,17 @@ def _value(choice: Any) -> str:
 class EvalSettings:
     """How probability maps become masks: ``prob > threshold``, then predicted components smaller
     than ``min_component_px`` (model pixels) dropped; ``tta_flip`` also predicts the mirrored image;
-    ``lung_gate`` says how a lung head gates GGO (:func:`ggo.evaluation.inference.gated_probs`)."""
+    ``lung_gate`` says how a lung head gates GGO (:func:`ggo.evaluation.inference.gated_probs`);
+    ``film_*`` are the film-level answer (:mod:`ggo.evaluation.film`): a film it calls GGO-free
+    gets an empty mask."""
 
     threshold: float = _DEFAULTS["threshold"]
     min_component_px: int = _DEFAULTS["min_component_px"]
     tta_flip: bool = _DEFAULTS["tta_flip"]
     lung_gate: str = _DEFAULTS["lung_gate"]
+    film_a: float = _DEFAULTS["film_a"]
+    film_b: float = _DEFAULTS["film_b"]
+    film_cut: float = _DEFAULTS["film_cut"]
 
     @classmethod
     def from_config(cls, values: EvalConfig | Mapping[str, Any] | None) -> EvalSettings:
@@ -54,14 +60,22 @@ class EvalSettings:
             min_component_px=int(ev.min_component_px),
             tta_flip=bool(ev.tta_flip),
             lung_gate=_value(ev.lung_gate),
+            film_a=float(ev.film_a),
+            film_b=float(ev.film_b),
+            film_cut=float(ev.film_cut),
         )
 
     def as_config(self) -> dict[str, Any]:
         """The ``eval`` section these settings stand for."""
         return {
             "tta_flip": self.tta_flip, "min_component_px": self.min_component_px, "threshold": self.threshold,
-            "lung_gate": self.lung_gate,
+            "lung_gate": self.lung_gate, "film_a": self.film_a, "film_b": self.film_b, "film_cut": self.film_cut,
         }  # fmt: skip
+
+    @property
+    def film(self) -> FilmCall:
+        """The film-level answer these settings ship (:class:`ggo.evaluation.film.FilmCall`)."""
+        return FilmCall(self.film_a, self.film_b, self.film_cut)
 
 
 def predict(generators: Any, images: np.ndarray, settings: EvalSettings, batch_size: int = 8) -> np.ndarray:
@@ -73,8 +87,20 @@ def predict(generators: Any, images: np.ndarray, settings: EvalSettings, batch_s
 
 
 def postprocess(probs: np.ndarray, settings: EvalSettings) -> np.ndarray:
-    """The maps with the pixels of predicted components under ``settings.min_component_px`` zeroed."""
-    return postprocess_probs(probs, settings.min_component_px, settings.threshold)
+    """The maps with the pixels of predicted components under ``settings.min_component_px`` zeroed,
+    and the whole map of a film the film-level answer calls GGO-free (``settings.film``)."""
+    kept = postprocess_probs(probs, settings.min_component_px, settings.threshold)
+    call = settings.film
+    if call.fitted and call.cut > 0 and len(kept):
+        absent = ~call.present(shares(kept > settings.threshold))
+        kept = np.where(absent.reshape((-1,) + (1,) * (kept.ndim - 1)), np.zeros((), kept.dtype), kept)
+    return kept
+
+
+def film_probabilities(probs: np.ndarray, settings: EvalSettings) -> np.ndarray:
+    """P(the film shows GGO) of each raw map (:mod:`ggo.evaluation.film`); NaN without a film-level model."""
+    kept = postprocess_probs(probs, settings.min_component_px, settings.threshold)
+    return settings.film.probability(shares(kept > settings.threshold))
 
 
 def score(masks: np.ndarray, probs: np.ndarray, settings: EvalSettings) -> dict[str, float]:

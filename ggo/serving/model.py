@@ -121,11 +121,18 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
         return preprocess(image, p["resolution"], fit=p["fit"], clahe=p["clahe"], clahe_clip=p["clahe_clip"])
 
     def infer(self, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
-        """(B, R, R) prepared inputs -> (B, R, R, 1) postprocessed probability maps of the ensemble."""
-        from ggo.evaluation.evaluate import postprocess, predict
+        """(B, R, R) prepared inputs -> (B, R, R, 1) postprocessed probability maps of the ensemble
+        (a film the film-level answer calls GGO-free: all zero)."""
+        return self.answer(inputs, batch_size)[0]
+
+    def answer(self, inputs: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """(B, R, R) prepared inputs -> the postprocessed maps (:meth:`infer`) and each film's
+        ``ggo_probability`` (NaN for a model without a film-level answer, :mod:`ggo.evaluation.film`)."""
+        from ggo.evaluation.evaluate import film_probabilities, postprocess, predict
 
         settings = self.settings
-        return postprocess(predict(list(self.generators), inputs[..., None], settings, batch_size), settings)
+        raw = predict(list(self.generators), inputs[..., None], settings, batch_size)
+        return postprocess(raw, settings), film_probabilities(raw, settings)
 
     def restore(self, prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """One (R, R[, 1]) map -> (H, W) float32 at the original image's size."""
@@ -135,12 +142,19 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image: the mean probability map of the ensemble at the image's original size."""
+        return self.film_answers(images, batch_size)[0]
+
+    def film_answers(self, images: Sequence[np.ndarray], batch_size: int = 8) -> tuple[list[np.ndarray], list[float]]:
+        """Per image: its probability map at its original size (:meth:`probabilities`) and its
+        ``ggo_probability`` (NaN for a model without a film-level answer)."""
         out: list[np.ndarray] = []
+        film: list[float] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            probs = self.infer(np.stack([self.prepare(img) for img in chunk]), batch_size)
+            probs, p_ggo = self.answer(np.stack([self.prepare(img) for img in chunk]), batch_size)
             out.extend(self.restore(pr, img.shape[:2]) for img, pr in zip(chunk, probs))
-        return out
+            film.extend(float(p) for p in p_ggo)
+        return out, film
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         """Masks for ``model_input`` (see the module docstring for what it accepts and returns).
@@ -157,10 +171,16 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             raise RequestError(f"send the images as a table with an 'image_b64' column: {REQUEST_SHAPE}")
         items = model_input if isinstance(model_input, (list, tuple)) else [model_input]
         images = [read_image(item) for item in items]
-        probs = self.probabilities(images)
+        probs, film = self.film_answers(images)
         if params.get("output") == "probability":
             return probs
-        return [(pr > threshold).astype(np.uint8) for pr in probs]
+        masks = [(pr > threshold).astype(np.uint8) for pr in probs]
+        if params.get("output") == "film":
+            return [
+                {"ggo_present": bool(m.any()), "ggo_probability": None if np.isnan(p) else p, "mask": m}
+                for m, p in zip(masks, film)
+            ]  # fmt: skip
+        return masks
 
     def _predict_frame(self, table: Any, params: Mapping[str, Any]) -> pd.DataFrame:
         """One row per input row: the mask's fields, or the row's own error; the others go on.
@@ -174,7 +194,7 @@ class GGOSegmenter(mlflow.pyfunc.PythonModel):
             rows = read_rows(as_frame(table), limits)  # the whole budget, before any pixel is decoded
             with _ONE_AT_A_TIME:
                 return segment_rows(
-                    rows, prepare=self.prepare, infer=self.infer, restore=self.restore, threshold=threshold,
+                    rows, prepare=self.prepare, infer=self.answer, restore=self.restore, threshold=threshold,
                     max_pixels=million(limits.max_image_megapixels),
                 )  # fmt: skip
         except RequestError:
@@ -203,6 +223,9 @@ def serving_config(config: Any) -> dict[str, Any]:
         "tta_flip": ev.tta_flip,
         "min_component_px": ev.min_component_px,
         "lung_gate": ev.lung_gate,
+        "film_a": ev.film_a,
+        "film_b": ev.film_b,
+        "film_cut": ev.film_cut,
         "gen": str(config.gen.name),
     }
 

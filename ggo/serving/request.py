@@ -33,7 +33,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from ggo.data.imagefile import ImageFileError, ImageHeader, decode, read_header
 from ggo.serving.limits import ENV, RequestLimits, million
 
-FRAME_COLUMNS = ("status", "error", "mask_png_b64", "ggo_fraction", "height", "width")
+FRAME_COLUMNS = ("status", "error", "ggo_present", "ggo_probability", "mask_png_b64", "ggo_fraction", "height", "width")
 REQUEST_SHAPE = '{"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"], ...]}}'
 PATH_REFUSED = (
     "the served model reads only the images sent in the request: put each file's bytes, base64-encoded, "
@@ -168,14 +168,15 @@ def segment_rows(
     rows: Sequence[Row],
     *,
     prepare: Callable[[np.ndarray], np.ndarray],
-    infer: Callable[[np.ndarray], np.ndarray],
+    infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     restore: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
     threshold: float,
     max_pixels: int,
     batch_size: int = 8,
 ) -> pd.DataFrame:
     """The answer to ``rows``: ``prepare`` one image into the model's input, ``infer`` a batch of
-    those into probability maps, ``restore`` one map to an image's (H, W). A row's failure is its
+    those into probability maps and each film's ``ggo_probability`` (NaN: unknown), ``restore``
+    one map to an image's (H, W). A row's failure is its
     error; a failure of ``infer`` is the model's: :class:`RequestError` with HTTP 500."""
     import cv2
 
@@ -200,11 +201,11 @@ def segment_rows(
         if not inputs:
             continue
         try:
-            probs = infer(np.stack(inputs))
+            probs, film = infer(np.stack(inputs))
         except Exception as exc:  # noqa: BLE001 - the trace goes to the server's log, not to the client
             _log.exception("the ggo segmenter failed on a batch of %d image(s)", len(inputs))
             raise RequestError(f"the model failed ({type(exc).__name__}); the server's log has the details", 500) from exc
-        for row, shape, prob in zip(done, shapes, probs):
+        for row, shape, prob, p_ggo in zip(done, shapes, probs, film):
             try:
                 mask = (restore(prob, shape) > threshold).astype(np.uint8)
                 ok, png = cv2.imencode(".png", mask * 255)
@@ -214,6 +215,7 @@ def segment_rows(
                 continue
             answer[row.index].update(
                 status="ok", mask_png_b64=base64.b64encode(png.tobytes()).decode("ascii") if ok else "",
+                ggo_present=bool(mask.any()), ggo_probability=None if np.isnan(p_ggo) else round(float(p_ggo), 6),
                 ggo_fraction=float(mask.mean()), height=int(mask.shape[0]), width=int(mask.shape[1]),
             )  # fmt: skip
     return pd.DataFrame(answer, columns=list(FRAME_COLUMNS), dtype=object)  # object: null, not NaN, in JSON

@@ -118,6 +118,8 @@ class Ensemble:
     config: Config
     choice_scores: dict[str, float]
     per_image: Any
+    film: Any = None  # the film-level answer chosen out of fold (ggo.evaluation.film.FilmChoice), if any
+    film_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def settings(self) -> EvalSettings:
@@ -162,6 +164,8 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
 
     from ggo.data import prepare_from_config
     from ggo.evaluation.evaluate import EvalSettings, choose_postprocess, masks_of, score
+    from ggo.evaluation.film import shares
+    from ggo.sweeps.film_choice import choose_film_call, film_metrics
     from ggo.evaluation.scores import per_image_table
 
     config = run_config(uri, runs[0].info.run_id, workdir)
@@ -176,10 +180,14 @@ def ensemble_scores(uri: str, runs: list[Any], workdir: str) -> Ensemble:
         threshold, size, choice = choose_postprocess(folds, config.preprocess.resolution)
         settings = dataclasses.replace(settings, threshold=threshold, min_component_px=size)
     mean = np.mean(test_probs, axis=0)
+    film = choose_film_call(fold_generators(uri, runs, workdir), cache, val_folds, settings) if val_folds else None
+    film_metrics_ = film_metrics(film, shares(masks_of(mean, settings)))
+    if film is not None and film.call.fitted:
+        settings = dataclasses.replace(settings, film_a=film.call.a, film_b=film.call.b, film_cut=film.call.cut)
     rows = [per_image_table(test.names, test.patients, "test", test.masks, masks_of(mean, settings))]
     rows += [per_image_table(val.names, val.patients, "oof", val.masks, masks_of(p, settings)) for val, p in val_folds]
     config = dataclasses.replace(config, eval=section(EvalConfig, settings.as_config()))
-    return Ensemble(score(test.masks, mean, settings), config, choice, pd.concat(rows, ignore_index=True))
+    return Ensemble(score(test.masks, mean, settings), config, choice, pd.concat(rows, ignore_index=True), film, film_metrics_)
 
 
 def run_config(uri: str, run_id: str, workdir: str | Path) -> Config:
@@ -260,6 +268,7 @@ def _parent_metrics(stats: dict[str, float], ens: Ensemble) -> dict[str, float]:
         if name.startswith("val/") and name.endswith("_fold_std"):
             metrics[name[: -len("_fold_std")] + "_std"] = value
     metrics.update({f"test/{k}": v for k, v in ens.metrics.items()})
+    metrics.update(ens.film_metrics)
     oof = ens.per_image[ens.per_image["split"] == "oof"]
     if len(oof):
         metrics["oof/dice"] = float(oof["dice"].mean())
@@ -382,6 +391,9 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
         },
         "postprocess_choice.json",
     )
+    if ens.film is not None:
+        parent.log_dict(ens.film.as_dict(), "film_choice.json")
+        parent.set_tags({"ggo.film_cut": ens.config.eval.film_cut})
     log_per_image(parent, ens.per_image)
     log_segmenter(parent, generators, serving_config(ens.config), Path(tmp) / "ensemble")
     parent.detach()

@@ -8,8 +8,10 @@ For every image (folders are searched recursively for .png, .jpg, .jpeg, .tif, .
   (``--truth`` or ``--score``), TP (GGO found) yellow, FP (false alarm) orange and FN (GGO missed)
   sky blue, each tinted and outlined, under a band with the file name and its dice and above the
   colour key;
-- one row in ``predictions.csv``: file, ggo_fraction (share of the image's pixels that are
-  GGO), height, width, status (``ok`` or ``error``), error, the paths of the two PNGs, and dice
+- one row in ``predictions.csv``: file, ggo_present (1 when the film shows GGO at all: its mask
+  is empty otherwise), ggo_probability (how sure the model is; empty for a model without a
+  film-level answer, :mod:`ggo.evaluation.film`), ggo_fraction (share of the image's pixels that
+  are GGO), height, width, status (``ok`` or ``error``), error, the paths of the two PNGs, and dice
   (against the true mask; empty without one).
 
 Two inputs with the same stem get ``-2``, ``-3``... appended. An input that cannot be used (missing,

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Segment GGO on chest X-rays with a trained ggo model. Per image, under --out:\n"
             "<stem>_mask.png (0/255, original size), <stem>_overlay.png (GGO in red; with --truth or\n"
             "--score: TP yellow, FP orange, FN blue, under the file name and its dice) and a row in\n"
-            "predictions.csv (file, ggo_fraction, height, width, status, error, dice). Unusable inputs\n"
+            "predictions.csv (file, ggo_present, ggo_probability, ggo_fraction, height, width, status, error, dice). Unusable inputs\n"
             "get a row with their error; the exit status is 0 only if every input succeeded."
         ),
         epilog=(
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m ggo.predict $GGO_DATA/images --score $GGO_DATA --split test   # the protocol's test patients\n"
             "the same model over HTTP: mlflow models serve -m models:/ggo-segmenter@champion --env-manager local\n"
             '  POST /invocations {"dataframe_split": {"columns": ["image_b64"], "data": [["<base64 of the file>"]]}}\n'
-            "  -> per image: status (ok or error), error, mask_png_b64, ggo_fraction, height, width"
+            "  -> per image: status (ok or error), error, ggo_present, ggo_probability, mask_png_b64, ggo_fraction, height, width"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

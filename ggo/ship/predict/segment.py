@@ -15,7 +15,7 @@ from ggo.data.atomic import atomic_file
 from ggo.ship.predict.files import collect_inputs, load_image, outcome_overlay, overlay, unique_stem
 
 DEFAULT_MODEL = "models:/ggo-segmenter@champion"
-CSV_COLUMNS = ("file", "ggo_fraction", "height", "width", "status", "error", "mask", "overlay", "dice")
+CSV_COLUMNS = ("file", "ggo_present", "ggo_probability", "ggo_fraction", "height", "width", "status", "error", "mask", "overlay", "dice")
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Prediction:
     status: str = "ok"
     error: str = ""
     ggo_fraction: float = float("nan")
+    ggo_probability: float = float("nan")  # P(the film shows GGO); NaN: the model has no film-level answer
     height: int | None = None
     width: int | None = None
     mask: str = ""
@@ -36,6 +37,8 @@ class Prediction:
     def row(self) -> dict[str, Any]:
         return {
             "file": self.file,
+            "ggo_present": "" if math.isnan(self.ggo_fraction) else int(self.ggo_fraction > 0),
+            "ggo_probability": "" if math.isnan(self.ggo_probability) else f"{self.ggo_probability:.6f}",
             "ggo_fraction": "" if math.isnan(self.ggo_fraction) else f"{self.ggo_fraction:.6f}",
             "height": "" if self.height is None else self.height,
             "width": "" if self.width is None else self.width,
@@ -45,6 +48,15 @@ class Prediction:
             "overlay": self.overlay,
             "dice": "" if math.isnan(self.dice) else f"{self.dice:.6f}",
         }
+
+
+def film_answer(segmenter: Any, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """One image's probability map at its size and its ``ggo_probability`` (NaN when unknown: a
+    model without a film-level answer, or one saved before ggo had it)."""
+    if hasattr(segmenter, "film_answers"):
+        (prob,), (p_ggo,) = segmenter.film_answers([image])
+        return prob, p_ggo
+    return segmenter.probabilities([image])[0], float("nan")
 
 
 def load_segmenter(model_uri: str = DEFAULT_MODEL, tracking_uri: str | None = None) -> Any:
@@ -112,7 +124,7 @@ def predict_files(
             continue
         try:
             image = load_image(path)
-            prob = segmenter.probabilities([image])[0]  # (H, W) float32 at the original size
+            prob, pred.ggo_probability = film_answer(segmenter, image)  # (H, W) float32 at the original size
             mask = prob > threshold
             stem = unique_stem(path.stem, used)
             mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
