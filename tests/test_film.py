@@ -57,3 +57,12 @@ def test_a_film_called_ggo_free_gets_an_empty_mask_and_the_default_settings_call
     p = film_probabilities(probs, gated)
     assert p[0] > 0.5 > p[1] and np.isnan(film_probabilities(probs, EvalSettings())).all()
     assert EvalSettings.from_config(gated.as_config()) == gated  # what a shipped model's preprocess.json holds
+
+
+def test_a_ggo_film_whose_mask_is_already_empty_costs_nothing_when_called_ggo_free() -> None:
+    """A tiny annotation can vanish at the model's resolution: its empty prediction scores dice 1,
+    and the call, which cannot empty it further, must not count that as a loss."""
+    ggo = np.concatenate([np.random.default_rng(1).uniform(0.1, 0.3, 40), [0.0]])
+    dice = np.concatenate([np.full(40, 0.6), [1.0]])
+    choice = choose_call(ggo, dice, np.array([0.001, 0.002, 0.2]))
+    assert choice.dice_cost == 0.0 and choice.specificity == (2, 3) and choice.sensitivity == (40, 41)

@@ -115,7 +115,7 @@ def choose_call(
         best_area = float(neg.mean())
         for cut in sorted(set(FilmCall(a, b).probability(np.concatenate([pos, neg])).tolist())):
             call = FilmCall(a, b, cut)
-            cost = float(np.sum(np.where(call.present(pos), 0.0, dice)) / max(1, len(pos)))
+            cost = _dice_cost(call, pos, dice)
             area = float(np.mean(np.where(call.present(neg), neg, 0.0)))
             if cost <= budget and area < best_area - 1e-12:
                 best, best_area = call, area
@@ -125,9 +125,16 @@ def choose_call(
         call=best, negatives=len(neg), positives=len(pos),
         area_before=float(neg.mean()) if len(neg) else float("nan"),
         area_after=float(np.mean(np.where(kept_neg, neg, 0.0))) if len(neg) else float("nan"),
-        dice_cost=float(np.sum(np.where(kept_pos, 0.0, dice)) / max(1, len(pos))),
+        dice_cost=_dice_cost(best, pos, dice),
         specificity=(int((~kept_neg).sum()), len(neg)), sensitivity=(int(kept_pos.sum()), len(pos)),
     )  # fmt: skip
+
+
+def _dice_cost(call: FilmCall, share: np.ndarray, dice: np.ndarray) -> float:
+    """Mean dice the GGO films lose to ``call``: the dice of each film whose marked pixels it
+    empties (a film whose mask is already empty loses nothing)."""
+    emptied = (share > 0) & ~call.present(share)
+    return float(np.sum(np.where(emptied, dice, 0.0)) / max(1, len(share)))
 
 
 def exact_interval(successes: int, trials: int) -> tuple[float, float]:
