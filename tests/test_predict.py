@@ -103,7 +103,7 @@ def warning_lines(stderr: str) -> list[str]:
 def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0])[:6] == ["file", "ggo_fraction", "height", "width", "status", "error"]
+    assert list(rows[0])[:8] == ["file", "ggo_present", "ggo_probability", "ggo_fraction", "height", "width", "status", "error"]
     return {row["file"]: row for row in rows}
 
 

@@ -393,7 +393,8 @@ def _log_cv_parent(uri: str, parent_run_id: str, runs: list[Any], stats: dict[st
     )
     if ens.film is not None:
         parent.log_dict(ens.film.as_dict(), "film_choice.json")
-        parent.set_tags({"ggo.film_cut": ens.config.eval.film_cut})
+        film = ens.config.eval
+        parent.set_tags({"ggo.film_a": film.film_a, "ggo.film_b": film.film_b, "ggo.film_cut": film.film_cut})
     log_per_image(parent, ens.per_image)
     log_segmenter(parent, generators, serving_config(ens.config), Path(tmp) / "ensemble")
     parent.detach()

@@ -45,8 +45,9 @@ EXAMPLES = f"""examples:
 
 def shipped_eval(eval_section: EvalConfig, tags: dict[str, str]) -> EvalConfig:
     """The children's ``eval`` section with the post-processing the parent chose on the validation
-    folds (its ``ggo.threshold`` / ``ggo.min_component_px`` tags) where it logged one."""
-    chosen = {}
+    folds (its ``ggo.threshold`` / ``ggo.min_component_px`` tags) where it logged one, and its
+    film-level call (``ggo.film_a`` / ``ggo.film_b`` / ``ggo.film_cut``) where it fitted one."""
+    chosen = {key: float(tags[f"ggo.{key}"]) for key in ("film_a", "film_b", "film_cut") if f"ggo.{key}" in tags}
     if "ggo.threshold" in tags:
         chosen["threshold"] = float(tags["ggo.threshold"])
     if "ggo.min_component_px" in tags:
