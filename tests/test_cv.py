@@ -408,7 +408,7 @@ def test_folds_that_teach_their_heads_with_different_film_counts_or_ran_on_other
     train.threads (a fold trained again alone, say with `data.fold=4 train.threads=0`)."""
     from types import SimpleNamespace
 
-    from ggo.sweeps.cv import cross_validation_groups
+    from ggo.sweeps.folds import cross_validation_groups
 
     def run(fold: int, n_lungs: int, lr: str = "0.0002", threads: str = "1") -> SimpleNamespace:
         params = {"data.fold": str(fold), "data.n_train": "60", "data.n_train_lungs": str(n_lungs), "train.g_lr": lr,
@@ -429,7 +429,7 @@ def test_join_seeds_makes_the_folds_of_two_parents_one_ensemble_and_refuses_othe
     with other seeds join as more members per fold; a param both logged must match (but for the
     job's thread count); a fold's seed may come once."""
     from ggo import tracking
-    from ggo.sweeps.cv import by_fold, join_seeds
+    from ggo.sweeps.folds import by_fold, join_seeds
 
     client = mlflow.MlflowClient(tracking_uri)
     experiment = tracking.experiment_id(tracking_uri, "ggo")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ggo import tracking
-from ggo.sweeps.cv import JOINED_TAG
+from ggo.sweeps.folds import JOINED_TAG
 
 PROG = "python -m ggo table"
 
@@ -64,7 +64,8 @@ def command_of(run: Any) -> str:
 
 def resummarize(uri: str, run: Any) -> None:
     """Score the fold ensemble of ``run`` again with the current protocol (logged to the run)."""
-    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
+    from ggo.sweeps.cv import summarize_cv
+    from ggo.sweeps.folds import cross_validation_groups
 
     groups = cross_validation_groups(children_of(uri, run))
     if len(groups) != 1:

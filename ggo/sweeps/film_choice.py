@@ -21,7 +21,7 @@ def choose_film_call(
     folds: list[tuple[int, list[Path]]], cache: Any, val_folds: list[tuple[Any, np.ndarray]], settings: EvalSettings
 ) -> FilmChoice | None:
     """The film-level model of a row under ``settings`` (the post-processing chosen on val): its
-    fold models (``folds``: :func:`ggo.sweeps.cv.fold_generators`) and each fold's (val split, val
+    fold models (``folds``: :func:`ggo.sweeps.folds.fold_generators`) and each fold's (val split, val
     maps). None when the cache has no GGO-free film (nothing to learn "no GGO" from)."""
     if not cache.ggo_free.any():
         return None

@@ -72,7 +72,7 @@ def predicted_floor_scores(uri: str, parent_run_id: str) -> tuple[Scores, int]:
 
     from ggo.data import prepare_from_config
     from ggo.evaluation.inference import lung_probs
-    from ggo.sweeps.cv import fold_generators, parent_configuration
+    from ggo.sweeps.folds import fold_generators, parent_configuration
 
     with tempfile.TemporaryDirectory(prefix="ggo-floor-") as tmp:
         try:

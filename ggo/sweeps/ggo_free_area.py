@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from ggo import tracking
 from ggo.config import EvalConfig
 from ggo.data.atomic import write_text
-from ggo.sweeps.cv import fold_generators, ggo_free_scores, parent_configuration
+from ggo.sweeps.cv import ggo_free_scores
+from ggo.sweeps.folds import fold_generators, parent_configuration
 
 if TYPE_CHECKING:
     import pandas as pd

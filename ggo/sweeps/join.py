@@ -20,7 +20,8 @@ import tempfile
 from collections.abc import Sequence
 
 from ggo import tracking
-from ggo.sweeps.cv import JOINED_TAG, join_seeds, summarize_cv
+from ggo.sweeps.cv import summarize_cv
+from ggo.sweeps.folds import JOINED_TAG, join_seeds
 from ggo.tracking.liveness import process_tags
 
 
@@ -29,7 +30,7 @@ def join(uri: str, parent_run_ids: Sequence[str], *, run_name: str | None = None
     (CV parents of one recipe, other ``train.seed`` values). Returns its run id.
 
     Raises ValueError, before anything is written, when fewer than two parents are given or
-    :func:`ggo.sweeps.cv.join_seeds` refuses them (other recipes, a fold's seed twice, not a CV parent).
+    :func:`ggo.sweeps.folds.join_seeds` refuses them (other recipes, a fold's seed twice, not a CV parent).
     A failure while scoring ends the new run FAILED, with the error on it."""
     ids = list(dict.fromkeys(parent_run_ids))
     if len(ids) < 2:

@@ -16,7 +16,7 @@ better with that setting?" from the models it logged: for each parent, under the
 
 ``--with-seeds-of`` answers "what would more ensemble members give?" from rows already trained:
 the fold models of other CV parents of the same recipe, trained with another ``train.seed``, join
-each fold's (:func:`ggo.sweeps.cv.join_seeds`: every fold model becomes the mean of its seeds, as one
+each fold's (:func:`ggo.sweeps.folds.join_seeds`: every fold model becomes the mean of its seeds, as one
 ``train.seed=0,1`` sweep's would), scored beside the parent's own with the same protocol. Here
 val/dice is the seed-averaged fold model's (the CV parent's ``oof/dice`` counterpart), not the
 mean of single models. A row already trained with seed 0 need not be trained again to join a new
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ggo import tracking
 from ggo.config import Config, ConfigError, EvalConfig, plain, section
-from ggo.sweeps.cv import fold_generators, join_seeds, parent_configuration
+from ggo.sweeps.folds import fold_generators, join_seeds, parent_configuration
 
 if TYPE_CHECKING:
     import pandas as pd

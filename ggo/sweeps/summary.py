@@ -69,7 +69,8 @@ def summarize(uri: str, parent_run_id: str, *, objective: str = "val/dice") -> i
         parent.set_tags({"ggo.best_run_id": best["run_id"], "ggo.best_run": best["run"]})
     parent.set_tags({"ggo.jobs": str(len(table)), "ggo.failed_jobs": str(failed)})
     parent.detach()
-    from ggo.sweeps.cv import cross_validation_groups, summarize_cv
+    from ggo.sweeps.cv import summarize_cv
+    from ggo.sweeps.folds import cross_validation_groups
 
     cv_groups = cross_validation_groups(children)
     if cv_groups:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ggo import tracking
 from ggo.evaluation import ggo_free, scores
-from ggo.sweeps.cv import JOINED_TAG, cross_validation_groups
+from ggo.sweeps.folds import JOINED_TAG, cross_validation_groups
 
 #: Tag a Keras Tuner search leaves on its parent (:mod:`ggo.sweeps.callback`).
 SWEEPER_TAG = "ggo.sweeper"
