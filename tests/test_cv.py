@@ -138,7 +138,7 @@ def _probs(client_uri: str, run, key: str, dst: Path) -> np.ndarray:
         return npz[key].astype(np.float32)
 
 
-def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_and_ggo_join_rebuilds_it_from_one_seed_rows(
+def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_and_ggo_join_rebuilds_it_from_one_seed_rows_or_scores_one_again(
     tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import pandas as pd
@@ -268,6 +268,18 @@ def test_seeds_per_fold_join_one_ensemble_whose_fold_models_average_their_seeds_
     assert baseline["variant"] == "pix2pix recipe" and baseline[versus] == "baseline"
     assert joined_row["variant"] == "data.fold=0,1 train.seed=0,1" and joined_row[versus] == "+0.000 [+0.000, +0.000] oof noise"
     assert baseline["test dice (ensemble)"] == joined_row["test dice (ensemble)"] == f"{m['test/dice']:.3f}"
+
+    # One parent alone: that row scored again as a new run (how a row trained by an older ggo gets
+    # today's protocol, the film-level answer among it); its fold models are the seed-0 runs, so its
+    # val/dice is their mean, and the parent itself is left as it was.
+    capsys.readouterr()
+    assert join_main([rows[0], "--tracking-uri", tracking_uri]) == 0
+    again = client.get_run(re.search(r"joined run ([0-9a-f]{32})", capsys.readouterr().out).group(1))
+    assert again.info.status == "FINISHED" and again.info.run_name.startswith("scored again")
+    assert again.data.tags["ggo.joined_from"] == rows[0] and again.data.tags["ggo.cv_seeds"] == "0"
+    assert again.data.metrics["val/dice"] == pytest.approx(np.mean([fold[f][0].data.metrics["val/dice"] for f in (0, 1)]))
+    assert len(mlflow.pyfunc.load_model(f"runs:/{again.info.run_id}/model").unwrap_python_model().generators) == 2
+    assert client.get_run(rows[0]).data.metrics == {}
 
 
 @pytest.fixture(scope="module")
